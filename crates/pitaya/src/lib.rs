@@ -1,1 +1,73 @@
-//! placeholder
+//! pitaya-rs: a game-server framework that speaks Pitaya's wire protocol.
+//!
+//! Existing Pitaya clients (libpitaya, the Go client, Pomelo-protocol clients) connect
+//! over TCP or WebSocket, handshake, and call handlers by route
+//! `serverType.component.method`; the server answers, pushes and kicks.
+//!
+//! # Layout
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`app`] | [`App`], its [`Builder`], run and graceful shutdown; [`AppHandle`] |
+//! | [`acceptor`] | where connections come from: TCP, WebSocket, TLS |
+//! | `agent` | the task owning each connection: state machine, heartbeats, writes |
+//! | [`session`] | [`Session`]: uid binding, data, push, kick, close callbacks |
+//! | [`handler`] | [`Component`]s of request and notify handlers, [`Context`] |
+//! | [`pipeline`] | hooks before and after every handler |
+//! | [`serialize`] | [`Serializer`] trait, JSON and Protobuf |
+//! | [`groups`] | [`GroupStore`] trait and its in-memory implementation |
+//! | [`config`] | typed [`Config`]: defaults, file, `PITAYA_*` environment |
+//! | [`route`] | route parsing |
+//!
+//! The packet and message codec lives in the `pitaya-protocol` crate, re-exported as
+//! [`protocol`].
+//!
+//! # Features
+//!
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `ws` | yes | [`acceptor::WsAcceptor`] |
+//! | `tls` | yes | [`acceptor::TlsConfig`] for TCP and WebSocket |
+//! | `json` | yes | [`serialize::JsonSerializer`] (always compiled: Pitaya's default) |
+//! | `protobuf` | yes | [`serialize::ProtobufSerializer`] and [`serialize::Proto`] |
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use pitaya::acceptor::TcpAcceptor;
+//! use pitaya::{App, Component, Context, Error};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let echo = Component::new("echo").request("say", |_ctx: Context, text: String| async move {
+//!     Ok::<_, Error>(text)
+//! });
+//! let app = App::builder("chat")
+//!     .acceptor(TcpAcceptor::bind("127.0.0.1:3250").await?)
+//!     .register(echo)
+//!     .build()?;
+//! app.run().await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub use pitaya_protocol as protocol;
+
+pub mod acceptor;
+mod agent;
+pub mod app;
+pub mod config;
+mod error;
+pub mod groups;
+pub mod handler;
+pub mod pipeline;
+pub mod route;
+pub mod serialize;
+pub mod session;
+
+pub use app::{App, AppHandle, BuildError, Builder};
+pub use config::Config;
+pub use error::{codes, Error};
+pub use groups::{GroupError, GroupStore, MemoryGroupStore};
+pub use handler::{Component, Context};
+pub use serialize::{FromBody, IntoBody, Raw, Serializer};
+pub use session::{Session, SessionError};

@@ -1,0 +1,109 @@
+//! The agent: the one task that owns a client connection.
+//!
+//! It reads packets, drives the connection state machine (spec 1.9), sends heartbeats
+//! and times out silent peers (spec 3), hands Data messages to handler tasks, and
+//! writes everything queued for the session. Reading and writing are two futures of
+//! this one task, so nothing else ever touches the socket and writes never interleave.
+//!
+//! ```text
+//!  Start --Handshake--> Handshake --HandshakeAck--> Working --(close)--> Closed
+//!    ^                      |  ^                       |
+//!    |   bad JSON/refused   |  +------Handshake--------+
+//!    +--> 400 + close <-----+
+//! ```
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::acceptor::{Incoming, PacketConn};
+use crate::session::{Outbound, Session};
+use crate::AppHandle;
+
+mod reader;
+mod writer;
+
+/// Why a connection ended; logged on the "connection closed" line.
+#[derive(Debug)]
+pub(crate) enum CloseReason {
+    PeerClosed,
+    Read(io::Error),
+    Protocol(String),
+    HeartbeatTimeout,
+    HandshakeTimeout,
+    HandshakeRejected(String),
+    ByServer,
+    Write(io::Error),
+    WriteTimeout,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("closed by peer"),
+            CloseReason::Read(e) => write!(f, "read failed: {e}"),
+            CloseReason::Protocol(m) => write!(f, "protocol violation: {m}"),
+            CloseReason::HeartbeatTimeout => f.write_str("heartbeat timeout"),
+            CloseReason::HandshakeTimeout => f.write_str("handshake timeout"),
+            CloseReason::HandshakeRejected(m) => write!(f, "handshake rejected: {m}"),
+            CloseReason::ByServer => f.write_str("closed by server"),
+            CloseReason::Write(e) => write!(f, "write failed: {e}"),
+            CloseReason::WriteTimeout => f.write_str("write timed out"),
+        }
+    }
+}
+
+/// Runs one connection from its transport handshake to its close callbacks.
+pub(crate) async fn serve(
+    app: AppHandle,
+    incoming: Incoming,
+    remote: SocketAddr,
+    transport: &'static str,
+) {
+    let cfg = app.config();
+    let conn = match tokio::time::timeout(cfg.conn.handshake_timeout, incoming).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            tracing::debug!(remote = %remote, transport, error = %e, "transport handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(remote = %remote, transport, "transport handshake timed out");
+            return;
+        }
+    };
+
+    let (tx, rx) = mpsc::channel(cfg.buffer.agent.messages);
+    let session = app.pool().create(remote, tx);
+    let span = tracing::info_span!("conn", session_id = session.id(), remote = %remote, transport);
+    run(app, session, conn, rx).instrument(span).await;
+}
+
+async fn run(app: AppHandle, session: Session, conn: PacketConn, rx: mpsc::Receiver<Outbound>) {
+    tracing::info!(target: "pitaya::connection", "connection opened");
+    let cfg = app.config();
+    let PacketConn { stream, mut sink } = conn;
+    let reason = {
+        let read = reader::read_loop(&app, &session, stream);
+        let write = writer::write_loop(&session, &mut sink, rx, cfg.buffer.agent.conn_timeout);
+        tokio::select! {
+            r = read => r,
+            r = write => r,
+        }
+    };
+
+    app.pool().mark_closed(&session);
+    session.closing().cancel();
+    // Best effort: a WebSocket close frame or a TCP shutdown, never waiting long.
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    drop(sink);
+
+    tracing::info!(target: "pitaya::connection", uid = ?session.uid(), %reason, "connection closed");
+    app.pool().run_close_callbacks(&session).await;
+}

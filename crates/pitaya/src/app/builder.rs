@@ -1,0 +1,268 @@
+//! `Builder`: assembles an [`App`] from config, acceptors, handlers and callbacks.
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pitaya_protocol::{
+    HandshakeRequest, HandshakeResponse, HandshakeResponseSys, Packet, PacketType, RouteDict,
+};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::handle::{Shared, Validator};
+use super::{App, AppHandle};
+use crate::acceptor::Acceptor;
+use crate::config::Config;
+use crate::groups::{GroupStore, MemoryGroupStore};
+use crate::handler::{Component, RegisterError, Registry};
+use crate::pipeline::Pipeline;
+use crate::serialize::{self, Serializer};
+use crate::session::{Callbacks, Pool, Session, Wire};
+use crate::{Context, Error};
+
+/// Why an app could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A component could not be registered.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// `pitaya.serializertype` names a serializer that is not compiled in.
+    #[error("unknown serializer type {0} (1 = json, 2 = protobuf)")]
+    UnknownSerializer(u16),
+    /// The route dictionary is invalid.
+    #[error("invalid route dictionary: {0}")]
+    Dictionary(#[from] pitaya_protocol::DictError),
+    /// A frontend needs at least one acceptor.
+    #[error("a frontend server needs at least one acceptor")]
+    NoAcceptor,
+    /// Two handshake validators share a name.
+    #[error("duplicate handshake validator: {0}")]
+    DuplicateValidator(String),
+}
+
+/// Builds an [`App`]; every method takes and returns the builder.
+pub struct Builder {
+    server_type: String,
+    config: Config,
+    acceptors: Vec<Arc<dyn Acceptor>>,
+    registry: Registry,
+    errors: Vec<BuildError>,
+    pipeline: Pipeline,
+    callbacks: Callbacks,
+    validators: BTreeMap<String, Validator>,
+    serializer: Option<Arc<dyn Serializer>>,
+    groups: Option<Arc<dyn GroupStore>>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("server_type", &self.server_type)
+            .field("acceptors", &self.acceptors)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    pub(super) fn new(server_type: impl Into<String>) -> Self {
+        Builder {
+            server_type: server_type.into(),
+            config: Config::default(),
+            acceptors: Vec::new(),
+            registry: Registry::default(),
+            errors: Vec::new(),
+            pipeline: Pipeline::default(),
+            callbacks: Callbacks::default(),
+            validators: BTreeMap::new(),
+            serializer: None,
+            groups: None,
+        }
+    }
+
+    /// Returns the builder with this config (default: [`Config::default`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Returns the builder with one more acceptor (a bound listener).
+    pub fn acceptor(mut self, acceptor: impl Acceptor) -> Self {
+        self.acceptors.push(Arc::new(acceptor));
+        self
+    }
+
+    /// Returns the builder with a component's handlers registered.
+    pub fn register(mut self, component: Component) -> Self {
+        if let Err(e) = self.registry.register(component) {
+            self.errors.push(e.into());
+        }
+        self
+    }
+
+    /// Returns the builder with this serializer instead of the configured one.
+    pub fn serializer(mut self, serializer: Arc<dyn Serializer>) -> Self {
+        self.serializer = Some(serializer);
+        self
+    }
+
+    /// Returns the builder with this group store (default: in memory).
+    pub fn groups(mut self, groups: Arc<dyn GroupStore>) -> Self {
+        self.groups = Some(groups);
+        self
+    }
+
+    /// Returns the builder with a hook run before every handler.
+    pub fn before_handler<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Context, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, Error>> + Send + 'static,
+    {
+        self.pipeline.push_before(f);
+        self
+    }
+
+    /// Returns the builder with a hook run after every handler.
+    pub fn after_handler<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Context, Result<Bytes, Error>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, Error>> + Send + 'static,
+    {
+        self.pipeline.push_after(f);
+        self
+    }
+
+    /// Returns the builder with a callback run on every bind, before it is stored.
+    ///
+    /// An error refuses the bind.
+    pub fn on_session_bind<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(AppHandle, Session) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Error>> + Send + 'static,
+    {
+        self.callbacks
+            .on_bind
+            .push(Arc::new(move |a, s| Box::pin(f(a, s))));
+        self
+    }
+
+    /// Returns the builder with a callback run after every bind is stored.
+    ///
+    /// An error undoes the bind.
+    pub fn after_session_bind<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(AppHandle, Session) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Error>> + Send + 'static,
+    {
+        self.callbacks
+            .after_bind
+            .push(Arc::new(move |a, s| Box::pin(f(a, s))));
+        self
+    }
+
+    /// Returns the builder with a callback run once for every session that closes.
+    pub fn on_session_close<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(AppHandle, Session) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.callbacks
+            .on_close
+            .push(Arc::new(move |a, s| Box::pin(f(a, s))));
+        self
+    }
+
+    /// Returns the builder with a named handshake validator.
+    pub fn handshake_validator<F>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(&HandshakeRequest) -> Result<(), Error> + Send + Sync + 'static,
+    {
+        match self.validators.entry(name.into()) {
+            Entry::Occupied(e) => self
+                .errors
+                .push(BuildError::DuplicateValidator(e.key().clone())),
+            Entry::Vacant(e) => {
+                e.insert(Arc::new(f));
+            }
+        }
+        self
+    }
+
+    /// Returns the app, ready to run.
+    ///
+    /// # Errors
+    ///
+    /// Any registration error collected on the way, an unknown serializer, a bad route
+    /// dictionary, or no acceptor.
+    pub fn build(mut self) -> Result<App, BuildError> {
+        if let Some(e) = self.errors.drain(..).next() {
+            return Err(e);
+        }
+        if self.acceptors.is_empty() {
+            return Err(BuildError::NoAcceptor);
+        }
+        let cfg = self.config;
+        let serializer = match self.serializer {
+            Some(s) => s,
+            None => serialize::by_type(cfg.serializer_type)
+                .ok_or(BuildError::UnknownSerializer(cfg.serializer_type))?,
+        };
+        let dict = RouteDict::new(cfg.handler.dictionary.clone())?;
+
+        let sys = HandshakeResponseSys {
+            dict: dict.to_map(),
+            heartbeat: cfg.heartbeat.interval,
+            serializer: serializer.name().to_owned(),
+        };
+        let compress = cfg.handler.messages.compression;
+        let handshake_ok = handshake_packet(HandshakeResponse::accepted(sys.clone()), compress);
+        let handshake_refused = handshake_packet(HandshakeResponse::rejected(sys), compress);
+
+        let wire = Arc::new(Wire {
+            dict,
+            compress,
+            serializer,
+            send_timeout: cfg.buffer.agent.conn_timeout,
+        });
+        let memory_groups = Arc::new(MemoryGroupStore::new());
+        let groups = self.groups.unwrap_or_else(|| memory_groups.clone());
+        let callbacks = self.callbacks;
+        let shared = Arc::new_cyclic(|app| Shared {
+            server_type: self.server_type,
+            server_id: new_server_id(),
+            pool: Pool::new(wire, callbacks, app.clone()),
+            config: cfg,
+            registry: self.registry,
+            pipeline: self.pipeline,
+            groups,
+            validators: self.validators,
+            handshake_ok,
+            handshake_refused,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            conns: TaskTracker::new(),
+        });
+        Ok(App {
+            handle: AppHandle { shared },
+            acceptors: self.acceptors,
+            memory_groups,
+        })
+    }
+}
+
+fn handshake_packet(resp: HandshakeResponse, compress: bool) -> Bytes {
+    // A handshake body is a few hundred bytes plus the dictionary, far below the
+    // 16 MiB packet limit; a dictionary that large would need 500k routes.
+    Packet::new(PacketType::Handshake, resp.encode(compress))
+        .to_bytes()
+        .unwrap_or_default()
+}
+
+/// Returns a random UUID v4 string, Pitaya's server id form.
+fn new_server_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

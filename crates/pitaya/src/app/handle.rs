@@ -1,0 +1,216 @@
+//! `AppHandle`: what handlers and the outside world use to reach a running app.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use pitaya_protocol::{HandshakeRequest, Message};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::groups::GroupStore;
+use crate::handler::Registry;
+use crate::pipeline::Pipeline;
+use crate::serialize::IntoBody;
+use crate::session::{Pool, Session};
+use crate::Error;
+
+/// A handshake validator: refuses a client by returning an error.
+pub type Validator = Arc<dyn Fn(&HandshakeRequest) -> Result<(), Error> + Send + Sync>;
+
+pub(crate) struct Shared {
+    pub(crate) server_type: String,
+    pub(crate) server_id: String,
+    pub(crate) config: Config,
+    pub(crate) registry: Registry,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) groups: Arc<dyn GroupStore>,
+    pub(crate) validators: BTreeMap<String, Validator>,
+    pub(crate) handshake_ok: Bytes,
+    pub(crate) handshake_refused: Bytes,
+    pub(crate) shutdown: CancellationToken,
+    /// Handler tasks in flight, waited for at shutdown.
+    pub(crate) tasks: TaskTracker,
+    /// Connection tasks, waited for at shutdown so close callbacks finish.
+    pub(crate) conns: TaskTracker,
+}
+
+/// A cheap handle on the app: sessions, groups, pushes, shutdown.
+#[derive(Clone)]
+pub struct AppHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AppHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppHandle")
+            .field("server_type", &self.shared.server_type)
+            .field("server_id", &self.shared.server_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppHandle {
+    /// Returns this server's type, the first segment of its routes.
+    pub fn server_type(&self) -> &str {
+        &self.shared.server_type
+    }
+
+    /// Returns this server's id, a random UUID per process start.
+    pub fn server_id(&self) -> &str {
+        &self.shared.server_id
+    }
+
+    /// Returns the config the app runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Returns the group store.
+    pub fn groups(&self) -> &Arc<dyn GroupStore> {
+        &self.shared.groups
+    }
+
+    /// Returns the live session with this id.
+    pub fn session_by_id(&self, id: u64) -> Option<Session> {
+        self.shared.pool.by_id(id)
+    }
+
+    /// Returns the live session bound to `uid`.
+    pub fn session_by_uid(&self, uid: &str) -> Option<Session> {
+        self.shared.pool.by_uid(uid)
+    }
+
+    /// Returns how many client sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.shared.pool.len()
+    }
+
+    /// Returns how many sessions are bound to a uid.
+    pub fn bound_session_count(&self) -> usize {
+        self.shared.pool.bound_count()
+    }
+
+    /// Pushes `value` on `route` to every listed user; returns the uids it failed for.
+    ///
+    /// The body is encoded once for all of them. `frontend_type` names the server type
+    /// holding the users' connections; empty means this server. In standalone mode users
+    /// not connected here cannot be reached and come back in the failed list.
+    ///
+    /// # Errors
+    ///
+    /// When the value cannot be encoded.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropped half way, some users got the push and some did not.
+    pub async fn push_to_users(
+        &self,
+        route: &str,
+        value: impl IntoBody,
+        uids: &[String],
+        frontend_type: &str,
+    ) -> Result<Vec<String>, Error> {
+        let wire = self.shared.pool.wire();
+        let body = value.into_body(&*wire.serializer)?;
+        let packet = wire
+            .data_packet(&Message::push(route, body))
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let local = frontend_type.is_empty() || frontend_type == self.server_type();
+        let sends = uids.iter().map(|uid| {
+            let session = local.then(|| self.shared.pool.by_uid(uid)).flatten();
+            let packet = packet.clone();
+            async move {
+                match session {
+                    Some(s) => s.send_packet(packet).await.err().map(|_| uid.clone()),
+                    None => Some(uid.clone()),
+                }
+            }
+        });
+        Ok(join_all(sends).await.into_iter().flatten().collect())
+    }
+
+    /// Pushes `value` on `route` to every member of group `group`; returns failed uids.
+    ///
+    /// # Errors
+    ///
+    /// When the group does not exist or the value cannot be encoded.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe, as [`AppHandle::push_to_users`].
+    pub async fn group_broadcast(
+        &self,
+        frontend_type: &str,
+        group: &str,
+        route: &str,
+        value: impl IntoBody,
+    ) -> Result<Vec<String>, Error> {
+        let members = self.shared.groups.members(group).await?;
+        self.push_to_users(route, value, &members, frontend_type)
+            .await
+    }
+
+    /// Kicks every listed user connected here; returns the uids it failed for.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe.
+    pub async fn kick_users(&self, uids: &[String]) -> Vec<String> {
+        let kicks = uids.iter().map(|uid| {
+            let session = self.shared.pool.by_uid(uid);
+            async move {
+                match session {
+                    Some(s) => s.kick().await.err().map(|_| uid.clone()),
+                    None => Some(uid.clone()),
+                }
+            }
+        });
+        join_all(kicks).await.into_iter().flatten().collect()
+    }
+
+    /// Starts a graceful shutdown; `App::run` returns once it is done.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    /// Returns whether shutdown has started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutdown.is_cancelled()
+    }
+
+    pub(crate) fn pool(&self) -> &Arc<Pool> {
+        &self.shared.pool
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    pub(crate) fn pipeline(&self) -> &Pipeline {
+        &self.shared.pipeline
+    }
+
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.shared.tasks
+    }
+
+    pub(crate) fn handshake_reply(&self, accepted: bool) -> Bytes {
+        if accepted {
+            self.shared.handshake_ok.clone()
+        } else {
+            self.shared.handshake_refused.clone()
+        }
+    }
+
+    /// Runs every validator; the first error refuses the handshake.
+    pub(crate) fn validate_handshake(&self, req: &HandshakeRequest) -> Result<(), String> {
+        for (name, validator) in &self.shared.validators {
+            validator(req).map_err(|e| format!("validator {name}: {e}"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! The app: building it, running it, stopping it gracefully.
+//!
+//! Shutdown (on SIGINT, SIGTERM or [`AppHandle::shutdown`]) goes in this order: stop
+//! accepting; let requests in flight finish, up to `pitaya.shutdown.timeout`; ask every
+//! session to close once its queued writes are out; wait for the connections to end
+//! and their close callbacks to run (closing the stragglers at the same deadline).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::timeout;
+
+use crate::acceptor::Acceptor;
+use crate::agent;
+use crate::groups::MemoryGroupStore;
+use crate::session::Outbound;
+
+mod builder;
+mod handle;
+
+pub use builder::{BuildError, Builder};
+pub(crate) use handle::Shared;
+pub use handle::{AppHandle, Validator};
+
+/// A built app, not yet running.
+pub struct App {
+    handle: AppHandle,
+    acceptors: Vec<Arc<dyn Acceptor>>,
+    memory_groups: Arc<MemoryGroupStore>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("handle", &self.handle)
+            .field("acceptors", &self.acceptors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Returns a builder for a server of type `server_type`.
+    pub fn builder(server_type: impl Into<String>) -> Builder {
+        Builder::new(server_type)
+    }
+
+    /// Returns a handle on the app, usable before and while it runs.
+    pub fn handle(&self) -> AppHandle {
+        self.handle.clone()
+    }
+
+    /// Returns each acceptor's transport name and local address.
+    pub fn local_addrs(&self) -> Vec<(&'static str, SocketAddr)> {
+        self.acceptors
+            .iter()
+            .map(|a| (a.transport(), a.local_addr()))
+            .collect()
+    }
+
+    /// Runs until SIGINT, SIGTERM or [`AppHandle::shutdown`], then shuts down gracefully.
+    pub async fn run(self) {
+        self.run_until(shutdown_signal()).await;
+    }
+
+    /// Runs until `signal` completes or [`AppHandle::shutdown`] is called.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        let shared = self.handle.shared.clone();
+        let cfg = &shared.config;
+        tracing::info!(
+            server_type = %shared.server_type,
+            server_id = %shared.server_id,
+            acceptors = ?self.local_addrs(),
+            serializer = shared.pool.wire().serializer.name(),
+            "server started"
+        );
+        tracing::debug!(routes = ?shared.registry.routes(), "handlers registered");
+
+        let sweeper = self
+            .memory_groups
+            .spawn_sweeper(cfg.groups.memory.tick_duration, shared.shutdown.clone());
+        let loops: Vec<_> = self
+            .acceptors
+            .iter()
+            .map(|a| tokio::spawn(accept_loop(self.handle.clone(), a.clone())))
+            .collect();
+
+        tokio::select! {
+            _ = signal => tracing::info!("shutdown requested"),
+            _ = shared.shutdown.cancelled() => tracing::info!("shutdown requested by the app"),
+        }
+        shared.shutdown.cancel();
+        for l in loops {
+            let _ = l.await;
+        }
+        let _ = sweeper.await;
+
+        let grace = cfg.shutdown.timeout;
+        shared.tasks.close();
+        if timeout(grace, shared.tasks.wait()).await.is_err() {
+            tracing::warn!(timeout = ?grace, "requests still running at shutdown; closing anyway");
+        }
+
+        let sessions = shared.pool.all();
+        tracing::info!(sessions = sessions.len(), "closing sessions");
+        for s in &sessions {
+            // Flush what is queued, then close; a full queue means a stuck client.
+            if !s.try_enqueue(Outbound::Close) {
+                s.close();
+            }
+        }
+        shared.conns.close();
+        if timeout(grace, shared.conns.wait()).await.is_err() {
+            for s in shared.pool.all() {
+                s.close();
+            }
+            let _ = timeout(Duration::from_secs(1), shared.conns.wait()).await;
+        }
+        tracing::info!("shutdown complete");
+    }
+}
+
+async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>) {
+    let transport = acceptor.transport();
+    let max = app.config().conn.max_packet_size;
+    let stop = app.shared.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = acceptor.accept(max) => r,
+        };
+        match accepted {
+            Ok((incoming, remote)) => {
+                let conn = agent::serve(app.clone(), incoming, remote, transport);
+                app.shared.conns.spawn(conn);
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: say so, back off a little, go on.
+                tracing::error!(transport, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,106 @@
+//! Running one client message: route, hooks, handler, response.
+
+use std::panic::AssertUnwindSafe;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use pitaya_protocol::{Message, MessageType};
+use tracing::Instrument;
+
+use super::{Context, HandlerKind};
+use crate::route::Route;
+use crate::session::Session;
+use crate::{AppHandle, Error};
+
+/// Handles one Request or Notify from `session` and answers a request.
+///
+/// Never panics outward: a panicking handler or hook answers `PIT-500`.
+pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message) {
+    let is_request = msg.kind == MessageType::Request;
+    let span = tracing::debug_span!(
+        "handle",
+        route = %msg.route,
+        session_id = session.id(),
+        id = msg.id,
+    );
+    let outcome = AssertUnwindSafe(run(&app, &session, &msg, is_request).instrument(span.clone()))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(parent: &span, "handler panicked");
+            Err(Error::internal("handler panicked"))
+        });
+
+    // Pitaya never answers a request with id 0 (spec 4.4): id 0 means notify mode.
+    if !is_request || msg.id == 0 {
+        if let Err(e) = outcome {
+            tracing::debug!(parent: &span, error = %e, "notify failed");
+        }
+        return;
+    }
+    let response = match outcome {
+        Ok(body) => Message::response(msg.id, body),
+        Err(e) => {
+            tracing::debug!(parent: &span, error = %e, "request failed");
+            let body = session.serializer().serialize_error(&e.to_payload());
+            Message::error_response(msg.id, body)
+        }
+    };
+    let packet = match session.wire().data_packet(&response) {
+        Ok(p) => p,
+        Err(e) => {
+            let err = Error::internal(format!("response could not be encoded: {e}"));
+            let body = session.serializer().serialize_error(&err.to_payload());
+            match session
+                .wire()
+                .data_packet(&Message::error_response(msg.id, body))
+            {
+                Ok(p) => p,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(e) = session.send_packet(packet).await {
+        tracing::debug!(parent: &span, error = %e, "response not delivered");
+    }
+}
+
+async fn run(
+    app: &AppHandle,
+    session: &Session,
+    msg: &Message,
+    is_request: bool,
+) -> Result<Bytes, Error> {
+    let route = Route::parse(&msg.route, app.server_type())?;
+    if route.server_type() != app.server_type() {
+        // Standalone: no other server types exist. Pitaya leaves the request
+        // unanswered here; a clear error is kinder to the client.
+        return Err(Error::not_found(format!(
+            "pitaya/handler: {route} not found: no server of type {}",
+            route.server_type()
+        ))
+        .with_metadata("route", route.to_string()));
+    }
+    let Some(handler) = app.registry().get(&route.short()).cloned() else {
+        return Err(Error::not_found(format!(
+            "pitaya/handler: {route} not found"
+        )));
+    };
+    if is_request && handler.kind == HandlerKind::Notify {
+        return Err(Error::bad_request("tried to request a notify route"));
+    }
+    if !is_request && handler.kind == HandlerKind::Request {
+        tracing::warn!(route = %route, "notify sent to a request handler: reply dropped");
+    }
+
+    let ctx = Context::new(session.clone(), route, msg.id, app.clone());
+    let pipeline = app.pipeline();
+    if pipeline.is_empty() {
+        return (handler.call)(ctx, msg.data.clone()).await;
+    }
+    let result = match pipeline.run_before(&ctx, msg.data.clone()).await {
+        Ok(body) => (handler.call)(ctx.clone(), body).await,
+        Err(e) => return Err(e),
+    };
+    pipeline.run_after(&ctx, result).await
+}

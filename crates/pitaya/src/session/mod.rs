@@ -1,0 +1,365 @@
+//! Sessions: one per client connection, the handle handlers use to reach that client.
+//!
+//! A [`Session`] is a cheap clone. It owns no socket: it holds the sending side of the
+//! connection's bounded write queue, so anything written through it (responses, pushes,
+//! the kick packet) reaches the socket through the one task that owns it, in order.
+//!
+//! The pool indexes sessions by id and, once bound, by uid. Binding follows spec 10.2:
+//! a second local session binding the same uid closes the older one, and a closing
+//! session leaves the uid index only if the index still points at it, so a client that
+//! reconnected and bound again keeps its binding.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+
+use bytes::Bytes;
+use pitaya_protocol::{HandshakeRequest, Message};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::serialize::{IntoBody, SerializeError};
+
+mod pool;
+mod wire;
+
+pub use pool::{BindHook, CloseHook};
+pub(crate) use pool::{Callbacks, Pool};
+pub(crate) use wire::Wire;
+
+/// What goes through a session's write queue.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// One encoded packet, header included.
+    Packet(Bytes),
+    /// Close the connection once everything queued before this is written.
+    Close,
+}
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Binding an empty uid.
+    #[error("illegal uid")]
+    IllegalUid,
+    /// Binding a session that already has a uid.
+    #[error("session is already bound to an uid")]
+    AlreadyBound,
+    /// The session is closed.
+    #[error("session is closed")]
+    Closed,
+    /// The client did not drain its write queue in time; the session was closed.
+    #[error("client too slow: write queue full for {0:?}")]
+    SlowConsumer(std::time::Duration),
+    /// A bind callback refused the bind.
+    #[error("bind refused: {0}")]
+    BindRefused(crate::Error),
+    /// The value could not be encoded for this session.
+    #[error(transparent)]
+    Serialize(#[from] SerializeError),
+    /// The message could not be encoded (route too long, body too large).
+    #[error(transparent)]
+    Encode(#[from] pitaya_protocol::EncodeError),
+}
+
+/// A client's session: identity, data, and the way to push to it.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: u64,
+    remote_addr: SocketAddr,
+    uid: RwLock<Option<Arc<str>>>,
+    data: Mutex<Map<String, Value>>,
+    handshake: Mutex<Option<Arc<HandshakeRequest>>>,
+    out: mpsc::Sender<Outbound>,
+    closing: CancellationToken,
+    closed: AtomicBool,
+    on_close: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    wire: Arc<Wire>,
+    pool: Weak<Pool>,
+}
+
+// Poisoning only says another thread panicked while holding the lock; the data it
+// guards (maps and options) is still consistent, so we go on with it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Session {
+    pub(crate) fn new(
+        id: u64,
+        remote_addr: SocketAddr,
+        out: mpsc::Sender<Outbound>,
+        wire: Arc<Wire>,
+        pool: Weak<Pool>,
+    ) -> Self {
+        Session {
+            inner: Arc::new(Inner {
+                id,
+                remote_addr,
+                uid: RwLock::new(None),
+                data: Mutex::new(Map::new()),
+                handshake: Mutex::new(None),
+                out,
+                closing: CancellationToken::new(),
+                closed: AtomicBool::new(false),
+                on_close: Mutex::new(Vec::new()),
+                wire,
+                pool,
+            }),
+        }
+    }
+
+    /// Returns the session id, unique in this process.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Returns the bound uid, if any.
+    pub fn uid(&self) -> Option<String> {
+        self.uid_arc().map(|u| u.to_string())
+    }
+
+    pub(crate) fn uid_arc(&self) -> Option<Arc<str>> {
+        self.inner
+            .uid
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_uid(&self, uid: Option<Arc<str>>) {
+        *self
+            .inner
+            .uid
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = uid;
+    }
+
+    /// Sets the uid only if none is set; returns whether it did.
+    pub(crate) fn try_set_uid(&self, uid: Arc<str>) -> bool {
+        let mut slot = self
+            .inner
+            .uid
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(uid);
+        true
+    }
+
+    /// Returns the client's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.inner.remote_addr
+    }
+
+    /// Returns the handshake the client sent, once it has sent one.
+    pub fn handshake(&self) -> Option<Arc<HandshakeRequest>> {
+        lock(&self.inner.handshake).clone()
+    }
+
+    pub(crate) fn set_handshake(&self, hs: HandshakeRequest) {
+        *lock(&self.inner.handshake) = Some(Arc::new(hs));
+    }
+
+    /// Stores `value` under `key` in the session data.
+    ///
+    /// # Errors
+    ///
+    /// When the value does not serialize to JSON.
+    pub fn set<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(|e| {
+            SessionError::Serialize(SerializeError::Invalid {
+                format: "json",
+                message: e.to_string(),
+            })
+        })?;
+        lock(&self.inner.data).insert(key.into(), value);
+        Ok(())
+    }
+
+    /// Returns the value under `key`, if present and of type `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let value = lock(&self.inner.data).get(key).cloned()?;
+        serde_json::from_value(value).ok()
+    }
+
+    /// Returns whether `key` is in the session data.
+    pub fn contains_key(&self, key: &str) -> bool {
+        lock(&self.inner.data).contains_key(key)
+    }
+
+    /// Removes `key` from the session data, returning its value.
+    pub fn remove(&self, key: &str) -> Option<Value> {
+        lock(&self.inner.data).remove(key)
+    }
+
+    /// Returns a copy of the whole session data.
+    pub fn data(&self) -> Map<String, Value> {
+        lock(&self.inner.data).clone()
+    }
+
+    /// Binds the session to `uid` (spec 10.2).
+    ///
+    /// Runs the app's bind callbacks; if another session of this server is bound to the
+    /// same uid, that one is closed; then the after-bind callbacks run.
+    ///
+    /// # Errors
+    ///
+    /// An empty uid, a session already bound or closed, or a callback refusing the bind.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropped half way, the bind callbacks may have run.
+    pub async fn bind(&self, uid: impl Into<String>) -> Result<(), SessionError> {
+        match self.inner.pool.upgrade() {
+            Some(pool) => pool.bind(self, uid.into()).await,
+            None => Err(SessionError::Closed),
+        }
+    }
+
+    /// Pushes `value` to the client on `route`.
+    ///
+    /// # Errors
+    ///
+    /// When the session is closed, the value does not encode, or the client is too slow
+    /// to drain its queue within `pitaya.buffer.agent.conntimeout` (then it is closed).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before the push is queued, nothing is sent.
+    pub async fn push(&self, route: &str, value: impl IntoBody) -> Result<(), SessionError> {
+        let body = value.into_body(self.serializer())?;
+        let packet = self.inner.wire.data_packet(&Message::push(route, body))?;
+        self.send_packet(packet).await
+    }
+
+    /// Sends a kick packet to the client, then closes the connection.
+    ///
+    /// # Errors
+    ///
+    /// When the session is already closed or too slow to take the packet.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn kick(&self) -> Result<(), SessionError> {
+        let kick = pitaya_protocol::Packet::kick();
+        let bytes = kick.to_bytes().map_err(SessionError::Encode)?;
+        self.send_packet(bytes).await?;
+        self.enqueue(Outbound::Close).await
+    }
+
+    /// Closes the connection now, dropping anything not yet written.
+    ///
+    /// Closing twice is harmless; close callbacks run once.
+    pub fn close(&self) {
+        if let Some(pool) = self.inner.pool.upgrade() {
+            pool.mark_closed(self);
+        } else {
+            self.inner.closed.store(true, Ordering::SeqCst);
+        }
+        self.inner.closing.cancel();
+    }
+
+    /// Returns whether the session is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    /// Registers `f` to run once when this session closes.
+    ///
+    /// # Errors
+    ///
+    /// When the session is already closed (the callback would never run).
+    pub fn on_close(&self, f: impl FnOnce() + Send + 'static) -> Result<(), SessionError> {
+        if self.is_closed() {
+            return Err(SessionError::Closed);
+        }
+        lock(&self.inner.on_close).push(Box::new(f));
+        Ok(())
+    }
+
+    pub(crate) fn take_close_callbacks(&self) -> Vec<Box<dyn FnOnce() + Send>> {
+        std::mem::take(&mut *lock(&self.inner.on_close))
+    }
+
+    /// Marks the session closed; returns false if it already was.
+    pub(crate) fn set_closed(&self) -> bool {
+        !self.inner.closed.swap(true, Ordering::SeqCst)
+    }
+
+    pub(crate) fn closing(&self) -> &CancellationToken {
+        &self.inner.closing
+    }
+
+    pub(crate) fn serializer(&self) -> &dyn crate::serialize::Serializer {
+        &*self.inner.wire.serializer
+    }
+
+    pub(crate) fn wire(&self) -> &Wire {
+        &self.inner.wire
+    }
+
+    /// Queues an encoded packet, waiting at most the send timeout for room.
+    pub(crate) async fn send_packet(&self, packet: Bytes) -> Result<(), SessionError> {
+        self.enqueue(Outbound::Packet(packet)).await
+    }
+
+    pub(crate) async fn enqueue(&self, item: Outbound) -> Result<(), SessionError> {
+        if self.is_closed() {
+            return Err(SessionError::Closed);
+        }
+        let timeout = self.inner.wire.send_timeout;
+        match self.inner.out.send_timeout(item, timeout).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(SessionError::Closed),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                tracing::debug!(
+                    session_id = self.id(),
+                    "closing slow client: write queue full"
+                );
+                self.close();
+                Err(SessionError::SlowConsumer(timeout))
+            }
+        }
+    }
+
+    /// Queues an item only if there is room now.
+    pub(crate) fn try_enqueue(&self, item: Outbound) -> bool {
+        self.inner.out.try_send(item).is_ok()
+    }
+
+    /// Queues a packet only if there is room now (heartbeats: one lost is harmless).
+    pub(crate) fn try_send_packet(&self, packet: Bytes) -> bool {
+        self.inner.out.try_send(Outbound::Packet(packet)).is_ok()
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.inner.id)
+            .field("uid", &self.uid_arc())
+            .field("remote_addr", &self.inner.remote_addr)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl PartialEq for Session {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Session {}
