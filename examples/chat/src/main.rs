@@ -1,14 +1,4 @@
-//! The chat room: a standalone pitaya-rs frontend of server type `room`.
-//!
-//! Routes (JSON bodies):
-//!
-//! - `room.room.join` (request) `{"name": "<nick>"}`: binds the session to the nick, joins
-//!   group `room`, pushes `onMembers` to the joiner and `onNewUser` to everyone else,
-//!   answers `{"code":0,"result":"success"}`.
-//! - `room.room.message` (notify) `{"name": ..., "content": ...}`: pushes `onMessage`
-//!   with that body to every member.
-//!
-//! A member whose connection closes leaves the room.
+//! `chat`: runs the standalone chat room (see the library docs for the routes).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,10 +6,6 @@ use std::path::PathBuf;
 use clap::Parser;
 use pitaya::acceptor::{TcpAcceptor, TlsConfig, WsAcceptor};
 use pitaya::config::Config;
-use pitaya::{App, AppHandle, Component, Context, Error, Session, SessionError};
-use serde_json::{json, Value};
-
-const ROOM: &str = "room";
 
 /// Command line, each flag also settable from the environment.
 #[derive(Debug, Parser)]
@@ -72,67 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ws = ws.with_tls(tls);
     }
 
-    let app = App::builder("room")
-        .config(config)
-        .acceptor(tcp)
-        .acceptor(ws)
-        .register(room())
-        .on_session_close(leave_room)
-        .build()?;
-    app.handle().groups().create(ROOM).await?;
+    let app = chat::build(chat::builder(config).acceptor(tcp).acceptor(ws)).await?;
     app.run().await;
     Ok(())
-}
-
-fn room() -> Component {
-    Component::new("room")
-        .request("join", |ctx: Context, arg: Value| join(ctx, arg))
-        .notify("message", |ctx: Context, msg: Value| async move {
-            let members = ctx.app().groups().members(ROOM).await?;
-            ctx.app()
-                .push_to_users("onMessage", &msg, &members, "")
-                .await?;
-            Ok(())
-        })
-}
-
-async fn join(ctx: Context, arg: Value) -> Result<Value, Error> {
-    let name = match arg.get("name") {
-        Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
-        _ => return Err(Error::bad_request("join needs a non-empty string \"name\"")),
-    };
-    let session = ctx.session();
-    session.bind(name.clone()).await.map_err(|e| match e {
-        SessionError::AlreadyBound => Error::bad_request("this connection has already joined"),
-        other => Error::internal(other.to_string()),
-    })?;
-
-    let groups = ctx.app().groups();
-    // The same nick may still be a member through an older connection that this bind
-    // just closed: that membership now belongs to this session.
-    if !groups.contains_member(ROOM, &name).await? {
-        groups.add_member(ROOM, &name).await?;
-    }
-    let members = groups.members(ROOM).await?;
-    session
-        .push("onMembers", json!({ "members": members }))
-        .await?;
-    let others: Vec<String> = members.into_iter().filter(|m| *m != name).collect();
-    let news = json!({ "content": format!("New user: {name}") });
-    ctx.app()
-        .push_to_users("onNewUser", &news, &others, "")
-        .await?;
-    Ok(json!({ "code": 0, "result": "success" }))
-}
-
-async fn leave_room(app: AppHandle, session: Session) {
-    let Some(uid) = session.uid() else { return };
-    // A newer connection that bound the same nick keeps the membership.
-    if app.session_by_uid(&uid).is_some() {
-        return;
-    }
-    match app.groups().remove_member(ROOM, &uid).await {
-        Ok(()) => tracing::info!(uid, "left the room"),
-        Err(e) => tracing::debug!(uid, error = %e, "not in the room"),
-    }
 }
