@@ -31,10 +31,11 @@ mod tls;
 #[cfg(feature = "ws")]
 mod ws;
 
+#[cfg(feature = "tls")]
 pub(crate) use framed::framed_conn;
 pub use tcp::TcpAcceptor;
 #[cfg(feature = "tls")]
-pub use tls::TlsConfig;
+pub use tls::{TlsConfig, TlsError};
 #[cfg(feature = "ws")]
 pub use ws::WsAcceptor;
 
