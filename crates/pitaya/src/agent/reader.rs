@@ -85,7 +85,12 @@ pub(super) async fn read_loop(
                         state = State::Handshake;
                     }
                     PacketType::HandshakeAck => {
-                        // Accepted in any state, as Pitaya does (spec 1.9).
+                        // Pitaya takes an ack in any state (spec 1.9), which lets a client
+                        // skip the handshake and its validators; we require one first.
+                        if state == State::Start {
+                            tracing::debug!("handshake ack before handshake");
+                            return CloseReason::Protocol("handshake ack before handshake".into());
+                        }
                         state = State::Working;
                         handshake_done = true;
                     }
