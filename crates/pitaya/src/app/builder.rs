@@ -39,6 +39,9 @@ pub enum BuildError {
     /// A frontend needs at least one acceptor.
     #[error("a frontend server needs at least one acceptor")]
     NoAcceptor,
+    /// The config holds a value the server cannot run with.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// Two handshake validators share a name.
     #[error("duplicate handshake validator: {0}")]
     DuplicateValidator(String),
@@ -206,6 +209,7 @@ impl Builder {
             return Err(BuildError::NoAcceptor);
         }
         let cfg = self.config;
+        cfg.validate()?;
         let serializer = match self.serializer {
             Some(s) => s,
             None => serialize::by_type(cfg.serializer_type)
