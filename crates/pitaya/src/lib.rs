@@ -24,11 +24,12 @@
 //!
 //! # Features
 //!
+//! The JSON serializer, Pitaya's default, is always compiled in.
+//!
 //! | feature | default | enables |
 //! |---|---|---|
 //! | `ws` | yes | [`acceptor::WsAcceptor`] |
 //! | `tls` | yes | [`acceptor::TlsConfig`] for TCP and WebSocket |
-//! | `json` | yes | [`serialize::JsonSerializer`] (always compiled: Pitaya's default) |
 //! | `protobuf` | yes | [`serialize::ProtobufSerializer`] and [`serialize::Proto`] |
 //!
 //! # Examples
