@@ -43,16 +43,22 @@ pub(super) async fn read_loop(
     // so a flooding client is slowed down by its own backlog, not by everyone's memory.
     let in_flight = Arc::new(Semaphore::new(cfg.buffer.handler.local_process.max(1)));
     let mut permit: Option<OwnedSemaphorePermit> = None;
+    // Once the app shuts down we take no new packets, so the requests in flight can
+    // finish without clients adding more; the session is closed after them.
+    let mut draining = false;
 
     loop {
         tokio::select! {
             biased;
             _ = session.closing().cancelled() => return CloseReason::ByServer,
+            _ = app.shutting_down(), if !draining => {
+                draining = true;
+            }
             _ = &mut handshake_deadline, if !handshake_done => {
                 return CloseReason::HandshakeTimeout;
             }
             _ = heartbeat.tick() => {
-                if permit.is_none() {
+                if permit.is_none() || draining {
                     // We are not reading because our own handlers are busy: the silence is
                     // ours, not the client's.
                     last_seen = Instant::now();
@@ -63,10 +69,10 @@ pub(super) async fn read_loop(
                 }
                 session.try_send_packet(Bytes::from_static(HEARTBEAT));
             }
-            p = in_flight.clone().acquire_owned(), if permit.is_none() => {
+            p = in_flight.clone().acquire_owned(), if permit.is_none() && !draining => {
                 permit = p.ok();
             }
-            item = stream.next(), if permit.is_some() => {
+            item = stream.next(), if permit.is_some() && !draining => {
                 let packet = match item {
                     None => return CloseReason::PeerClosed,
                     Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {

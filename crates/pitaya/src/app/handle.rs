@@ -182,6 +182,11 @@ impl AppHandle {
         self.shared.shutdown.is_cancelled()
     }
 
+    /// Completes once shutdown has started.
+    pub(crate) async fn shutting_down(&self) {
+        self.shared.shutdown.cancelled().await;
+    }
+
     pub(crate) fn pool(&self) -> &Arc<Pool> {
         &self.shared.pool
     }
