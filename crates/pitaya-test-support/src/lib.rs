@@ -84,6 +84,14 @@ impl RawClient {
         }
     }
 
+    /// Returns the client's own address: the remote address the server sees.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.transport {
+            Transport::Tcp(s) => s.local_addr(),
+            Transport::Ws(ws) => ws.get_ref().local_addr(),
+        }
+    }
+
     /// Writes `bytes` as they are: one write on TCP, one binary message on WebSocket.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.transport {
