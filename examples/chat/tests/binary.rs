@@ -1,0 +1,149 @@
+//! The built `chat` binary: addresses from the environment, `--heartbeat`, connection
+//! logs and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use pitaya_test_support::{init_tracing, RawClient};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+/// How long the binary may take to start, log a line, or exit.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The running binary and every line it writes; killed on drop if still running.
+struct Server {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    /// Returns the binary started with `envs` and `args`, its output collected.
+    fn start(envs: &[(&str, String)], args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
+            .args(args)
+            .envs(envs.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chat binary starts");
+        let (tx, lines) = mpsc::unbounded_channel();
+        forward(child.stdout.take().expect("piped stdout"), tx.clone());
+        forward(child.stderr.take().expect("piped stderr"), tx);
+        Server {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Returns the first line from now on that contains every one of `needles`.
+    async fn line_with(&mut self, needles: &[&str]) -> String {
+        let wait = async {
+            while let Some(line) = self.lines.recv().await {
+                self.seen.push(line.clone());
+                if needles.iter().all(|n| line.contains(n)) {
+                    return line;
+                }
+            }
+            panic!("chat exited without logging {needles:?}: {:#?}", self.seen);
+        };
+        match timeout(WAIT, wait).await {
+            Ok(line) => line,
+            Err(_) => panic!("chat logged no {needles:?} in time"),
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit status, with every line written until then.
+    async fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+
+        let exit = async {
+            // The output ends when the process does; then its status is ready.
+            while let Some(line) = self.lines.recv().await {
+                self.seen.push(line);
+            }
+            self.child.wait().expect("wait for chat")
+        };
+        let status = timeout(WAIT, exit).await.expect("chat exits after SIGTERM");
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+/// Sends each line of `from` to `to` from a thread of its own.
+fn forward(from: impl Read + Send + 'static, to: mpsc::UnboundedSender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            let _ = to.send(line);
+        }
+    });
+}
+
+/// Returns a local address that was free a moment ago.
+fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr")
+}
+
+#[tokio::test]
+async fn binary_serves_configured_addresses_logs_connections_and_exits_on_sigterm() {
+    init_tracing();
+    let (tcp, ws) = (free_addr(), free_addr());
+    let mut server = Server::start(
+        &[
+            ("CHAT_TCP_ADDR", tcp.to_string()),
+            ("CHAT_WS_ADDR", ws.to_string()),
+        ],
+        &["--heartbeat", "1s"],
+    );
+    server.line_with(&["server started"]).await;
+
+    let mut client = RawClient::tcp(tcp).await.expect("connect over tcp");
+    let remote = client.local_addr().unwrap().to_string();
+    let hello = client.handshake().await.expect("handshake over tcp");
+    assert_eq!(hello.sys.heartbeat, Duration::from_secs(1));
+    client
+        .request(1, "room.room.join", br#"{"name":"bin"}"#)
+        .await
+        .unwrap();
+    let answer = client.recv_response().await.expect("join answered");
+    assert_eq!(
+        pitaya_test_support::json(&answer),
+        serde_json::json!({ "code": 0, "result": "success" })
+    );
+
+    let mut ws_client = RawClient::ws(ws).await.expect("connect over websocket");
+    let hello = ws_client.handshake().await.expect("handshake over ws");
+    assert_eq!(hello.sys.heartbeat, Duration::from_secs(1));
+
+    drop(client);
+    // The close line carries the connection's span, so it names the client's address.
+    server.line_with(&["connection closed", &remote]).await;
+    drop(ws_client);
+
+    let (status, lines) = server.terminate().await;
+    assert!(status.success(), "chat exited with {status}: {lines:#?}");
+    let opened = lines
+        .iter()
+        .find(|l| l.contains("connection opened") && l.contains(&remote));
+    assert!(opened.is_some(), "an open line names {remote}: {lines:#?}");
+}
