@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs the whole test suite the way CI does: lint, build, Rust tests, Node interop check.
+#
+# Installs what the suite needs on a fresh Debian machine first: the nats-server and
+# etcd-server packages (cluster tests start their own instances on free ports) and the
+# Node packages of interop/node.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$(pwd)"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Debian packages, only when missing; `apt-get update` only if something must be installed.
+apt_packages=(nats-server etcd-server)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$pkg")
+    fi
+done
+if ((${#missing[@]} > 0)); then
+    step "installing ${missing[*]}"
+    sudo=()
+    if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo build"
+cargo build --workspace --quiet
+
+step "cargo test"
+# Compile quietly first, so the output below is the test runner's own.
+cargo test --workspace --no-run --quiet
+cargo test --workspace
+
+step "node interop check (pomelo-protocol)"
+target_dir="${CARGO_TARGET_DIR:-target}"
+if [[ $target_dir != /* ]]; then target_dir="$root/$target_dir"; fi
+cd "$root/interop/node"
+if [[ -f package-lock.json ]]; then
+    npm ci --no-audit --no-fund --loglevel=error
+else
+    npm install --no-audit --no-fund --loglevel=error
+fi
+CHAT_BIN="$target_dir/debug/chat" node --test
