@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 
 use super::framed::framed_halves;
 #[cfg(feature = "tls")]
@@ -43,7 +43,7 @@ impl TcpAcceptor {
     ///
     /// Fails when the address does not resolve or cannot be bound.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = listen(addr).await?;
         let local_addr = listener.local_addr()?;
         Ok(TcpAcceptor {
             listener,
@@ -105,6 +105,35 @@ impl Acceptor for TcpAcceptor {
         set_nodelay(&stream, addr);
         Ok((self.incoming(stream, max_packet_size), addr))
     }
+}
+
+/// Queue of connections the kernel holds before we accept them (capped by `somaxconn`).
+///
+/// std and mio listen with 128, which a burst of clients (all of them reconnecting
+/// after a restart) overflows; each SYN dropped then costs its client a one-second
+/// retransmission. Go, and so Go Pitaya, asks for the kernel maximum.
+const BACKLOG: u32 = 4096;
+
+/// Returns a listener on the first address `addr` resolves to that can be bound.
+pub(super) async fn listen(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As std and mio do on Unix: a restarted server can bind its port at once.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing")
+    }))
 }
 
 /// Turns Nagle's algorithm off: pushes and heartbeats are small and should leave at once.

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use super::tcp::set_nodelay;
+use super::tcp::{listen, set_nodelay};
 #[cfg(feature = "tls")]
 use super::TlsConfig;
 use super::{invalid_data, Acceptor, Incoming, PacketConn};
@@ -63,7 +63,7 @@ impl WsAcceptor {
     ///
     /// Fails when the address does not resolve or cannot be bound.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = listen(addr).await?;
         let local_addr = listener.local_addr()?;
         Ok(WsAcceptor {
             listener,
