@@ -94,6 +94,10 @@ impl App {
         for l in loops {
             let _ = l.await;
         }
+        // Close the listeners now, not when `run_until` returns: a client connecting
+        // during the grace period would otherwise sit in the kernel's accept queue,
+        // unanswered, until every request in flight finished.
+        drop(self.acceptors);
         let _ = sweeper.await;
 
         let grace = cfg.shutdown.timeout;
