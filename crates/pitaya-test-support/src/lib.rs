@@ -1,6 +1,7 @@
 //! Test helpers shared by the workspace's integration tests.
 //!
-//! [`RawClient`] speaks the Pitaya packet format over TCP or WebSocket with no opinion
+//! [`RawClient`] speaks the Pitaya packet format over TCP or WebSocket, plain or on
+//! TLS, with no opinion
 //! of its own: it sends whatever bytes a test gives it, well-formed or not, and reads
 //! back packets and messages. Every read is bounded by [`RawClient::timeout`], so a
 //! test that waits for something that never comes fails instead of hanging.
@@ -15,8 +16,15 @@ use pitaya_protocol::{
     HandshakeRequest, HandshakeResponse, HandshakeSys, Message, MessageType, Packet, PacketDecoder,
     PacketType, RouteDict,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
@@ -34,6 +42,8 @@ pub fn init_tracing() {
 enum Transport {
     Tcp(TcpStream),
     Ws(Box<WebSocketStream<TcpStream>>),
+    Tls(Box<TlsStream<TcpStream>>),
+    Wss(Box<WebSocketStream<TlsStream<TcpStream>>>),
 }
 
 /// A client that sends raw packets and reads what the server answers.
@@ -74,6 +84,24 @@ impl RawClient {
         Ok(Self::with(Transport::Ws(Box::new(ws))))
     }
 
+    /// Returns a client connected over TLS, trusting only the PEM certificates in
+    /// `ca_pem` and checking the server's certificate against `server_name`.
+    pub async fn tls(addr: SocketAddr, server_name: &str, ca_pem: &[u8]) -> io::Result<Self> {
+        let stream = tls_connect(addr, server_name, ca_pem).await?;
+        Ok(Self::with(Transport::Tls(Box::new(stream))))
+    }
+
+    /// Returns a client connected over WebSocket on TLS (`wss://<server_name>/`), trusting
+    /// only the PEM certificates in `ca_pem`.
+    pub async fn wss(addr: SocketAddr, server_name: &str, ca_pem: &[u8]) -> io::Result<Self> {
+        let stream = tls_connect(addr, server_name, ca_pem).await?;
+        let url = format!("wss://{server_name}:{}/", addr.port());
+        let (ws, _) = tokio_tungstenite::client_async(url, stream)
+            .await
+            .map_err(io::Error::other)?;
+        Ok(Self::with(Transport::Wss(Box::new(ws))))
+    }
+
     fn with(transport: Transport) -> Self {
         RawClient {
             transport,
@@ -89,6 +117,8 @@ impl RawClient {
         match &self.transport {
             Transport::Tcp(s) => s.local_addr(),
             Transport::Ws(ws) => ws.get_ref().local_addr(),
+            Transport::Tls(s) => s.get_ref().0.local_addr(),
+            Transport::Wss(ws) => ws.get_ref().get_ref().0.local_addr(),
         }
     }
 
@@ -96,10 +126,13 @@ impl RawClient {
     pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.transport {
             Transport::Tcp(s) => s.write_all(bytes).await,
-            Transport::Ws(ws) => ws
-                .send(WsMessage::Binary(Bytes::copy_from_slice(bytes)))
-                .await
-                .map_err(io::Error::other),
+            Transport::Ws(ws) => ws_send(ws, bytes).await,
+            Transport::Tls(s) => {
+                // TLS buffers records: flush so the bytes leave now, as on plain TCP.
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Transport::Wss(ws) => ws_send(ws, bytes).await,
         }
     }
 
@@ -188,15 +221,13 @@ impl RawClient {
                         return Ok(None);
                     }
                 }
-                Transport::Ws(ws) => match ws.next().await {
-                    None => return Ok(None),
-                    Some(Err(e)) => return Err(io::Error::other(e)),
-                    Some(Ok(WsMessage::Binary(b))) => {
-                        return Packet::decode_exact(&b).map(Some).map_err(io::Error::other)
+                Transport::Ws(ws) => return ws_recv(ws).await,
+                Transport::Tls(s) => {
+                    if s.read_buf(&mut self.buf).await? == 0 {
+                        return Ok(None);
                     }
-                    Some(Ok(WsMessage::Close(_))) => return Ok(None),
-                    Some(Ok(_)) => {}
-                },
+                }
+                Transport::Wss(ws) => return ws_recv(ws).await,
             }
         }
     }
@@ -258,6 +289,59 @@ impl RawClient {
             }
         }
     }
+}
+
+/// Sends `bytes` as one binary WebSocket message.
+async fn ws_send<S>(ws: &mut WebSocketStream<S>, bytes: &[u8]) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ws.send(WsMessage::Binary(Bytes::copy_from_slice(bytes)))
+        .await
+        .map_err(io::Error::other)
+}
+
+/// Returns the packet in the next binary WebSocket message; `None` once closed.
+async fn ws_recv<S>(ws: &mut WebSocketStream<S>) -> io::Result<Option<Packet>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        match ws.next().await {
+            None | Some(Ok(WsMessage::Close(_))) => return Ok(None),
+            Some(Err(e)) => return Err(io::Error::other(e)),
+            Some(Ok(WsMessage::Binary(b))) => {
+                return Packet::decode_exact(&b).map(Some).map_err(io::Error::other)
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Returns a TLS stream to `addr` trusting only the certificates in `ca_pem`.
+async fn tls_connect(
+    addr: SocketAddr,
+    server_name: &str,
+    ca_pem: &[u8],
+) -> io::Result<TlsStream<TcpStream>> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots
+            .add(cert.map_err(io::Error::other)?)
+            .map_err(io::Error::other)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(server_name.to_owned()).map_err(io::Error::other)?;
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
 }
 
 /// Returns the handshake libpitaya sends by default.

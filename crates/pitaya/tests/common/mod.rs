@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 pub(crate) mod cert;
+pub(crate) mod flows;
 
 /// The server type of every test app; three-part routes name it.
 pub(crate) const SERVER_TYPE: &str = "connector";
