@@ -282,10 +282,13 @@ impl Session {
     ///
     /// When the session is already closed (the callback would never run).
     pub fn on_close(&self, f: impl FnOnce() + Send + 'static) -> Result<(), SessionError> {
+        // Checked under the lock the callbacks are taken with: the session is marked
+        // closed before they are taken, so a callback accepted here is always run.
+        let mut callbacks = lock(&self.inner.on_close);
         if self.is_closed() {
             return Err(SessionError::Closed);
         }
-        lock(&self.inner.on_close).push(Box::new(f));
+        callbacks.push(Box::new(f));
         Ok(())
     }
 
