@@ -436,3 +436,41 @@ async fn bind_racing_a_disconnect_leaves_no_dead_session_in_the_uid_index() {
         assert!(server.handle.session_by_uid(&format!("racer{i}")).is_none());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_close_registered_while_the_peer_leaves_runs_if_it_was_accepted() {
+    const ROUNDS: usize = 600;
+    let registered = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (reg, run) = (registered.clone(), ran.clone());
+    let racer = Component::new("race").notify("watch", move |ctx: Context, _: ()| {
+        let (reg, run) = (reg.clone(), run.clone());
+        async move {
+            let accepted = ctx.session().on_close(move || {
+                run.fetch_add(1, Ordering::SeqCst);
+            });
+            if accepted.is_ok() {
+                reg.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+    });
+    let mut server = Server::start(builder().register(racer)).await;
+    let addr = server.tcp;
+
+    in_batches((0..ROUNDS).collect(), 50, move |_| async move {
+        let mut client = RawClient::tcp(addr).await.unwrap();
+        client.handshake().await.unwrap();
+        client.notify("race.watch", b"").await.unwrap();
+    })
+    .await;
+    // run_until returns once handlers and close callbacks are all done.
+    let run_task = server.take_run();
+    server.handle.shutdown();
+    run_task.await.unwrap();
+
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        registered.load(Ordering::SeqCst)
+    );
+}
