@@ -1,27 +1,17 @@
-//! One standalone server over TCP: handshake, requests, notifies, pushes, kicks, errors,
-//! pipelines and route compression, all through real sockets.
+//! One standalone server over TCP: handshake and validators, requests, notifies, pushes,
+//! kicks and error codes, all through real sockets. Hooks are in `pipelines.rs`,
+//! compression and route codes in `compression.rs`.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use common::{builder, call, call_ok, error_of, Server};
-use pitaya::protocol::{
-    deflate, HandshakeResponse, Message, MessageType, Packet, PacketType, RouteDict,
-};
-use pitaya::{Component, Context, Error};
+use bytes::BytesMut;
+use common::{builder, call, call_ok, error_of, raw_response, Server};
+use pitaya::protocol::{Message, MessageType, Packet, PacketType};
+use pitaya::Error;
 use pitaya_test_support::{default_handshake, json, RawClient};
 use serde_json::{json, Value};
-
-/// Returns a whole Data packet around a hand-built message body.
-fn data_packet(message: &[u8]) -> Bytes {
-    Packet::new(PacketType::Data, Bytes::copy_from_slice(message))
-        .to_bytes()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn handshake_answers_code_200_with_heartbeat_serializer_and_dict() {
@@ -92,22 +82,6 @@ async fn packet_written_one_byte_at_a_time_is_answered() {
     }
     let resp = client.recv_response().await.unwrap();
     assert_eq!((resp.id, json(&resp)), (7, json!("slow")));
-}
-
-#[tokio::test]
-async fn compressed_request_body_is_inflated_before_the_handler() {
-    let server = Server::start(builder()).await;
-    let mut client = server.client().await;
-
-    let body = serde_json::to_vec(&json!({"text": "x".repeat(300)})).unwrap();
-    let mut msg = vec![0x10, 9, 8];
-    msg.extend_from_slice(b"svc.echo");
-    msg.extend_from_slice(&deflate(&body));
-    client.send_raw(&data_packet(&msg)).await.unwrap();
-
-    let resp = client.recv_response().await.unwrap();
-    assert_eq!(resp.id, 9);
-    assert_eq!(json(&resp), json!({"text": "x".repeat(300)}));
 }
 
 #[tokio::test]
@@ -280,81 +254,6 @@ async fn body_that_does_not_deserialize_is_a_bad_request() {
     assert_eq!(ok, json!("hello, ana"));
 }
 
-/// Returns an app whose hooks act on `svc.echo` (rewrite), `hooks.guarded` (reject) and
-/// `hooks.after` (reply replaced); `runs` counts the guarded handler's runs.
-fn app_with_hooks(runs: Arc<AtomicUsize>) -> pitaya::Builder {
-    let hooks = Component::new("hooks")
-        .request("guarded", move |_: Context, _: Value| {
-            let runs = runs.clone();
-            async move {
-                runs.fetch_add(1, Ordering::SeqCst);
-                Ok::<_, Error>("ran")
-            }
-        })
-        .request("after", |_: Context, _: Value| async move {
-            Ok::<_, Error>("original")
-        });
-    builder()
-        .register(hooks)
-        .before_handler(|ctx: Context, body: Bytes| async move {
-            match ctx.route().to_string().as_str() {
-                "connector.svc.echo" => Ok(Bytes::from_static(b"{\"rewritten\":true}")),
-                "connector.hooks.guarded" => {
-                    Err(Error::new("AUTH-1", "not allowed").with_metadata("why", "test"))
-                }
-                _ => Ok(body),
-            }
-        })
-        .after_handler(|ctx: Context, res: Result<Bytes, Error>| async move {
-            if ctx.route().method() == "after" {
-                assert_eq!(res.as_deref().ok(), Some(&b"\"original\""[..]));
-                return Ok(Bytes::from_static(b"\"replaced\""));
-            }
-            res
-        })
-}
-
-#[tokio::test]
-async fn before_hook_rewrites_the_body() {
-    let server = Server::start(app_with_hooks(Arc::default())).await;
-    let mut client = server.client().await;
-
-    let reply = call_ok(&mut client, 1, "svc.echo", json!({"original": true})).await;
-    assert_eq!(reply, json!({"rewritten": true}));
-}
-
-#[tokio::test]
-async fn before_hook_rejecting_answers_its_error_and_skips_the_handler() {
-    let runs = Arc::new(AtomicUsize::new(0));
-    let server = Server::start(app_with_hooks(runs.clone())).await;
-    let mut client = server.client().await;
-
-    let resp = call(&mut client, 1, "hooks.guarded", json!({})).await;
-    let err = error_of(&resp);
-    assert_eq!(
-        (err.code.as_str(), err.msg.as_str()),
-        ("AUTH-1", "not allowed")
-    );
-    assert_eq!(err.metadata.get("why").map(String::as_str), Some("test"));
-    assert_eq!(runs.load(Ordering::SeqCst), 0);
-}
-
-#[tokio::test]
-async fn after_hook_replaces_the_reply() {
-    let server = Server::start(app_with_hooks(Arc::default())).await;
-    let mut client = server.client().await;
-
-    assert_eq!(
-        call_ok(&mut client, 1, "hooks.after", json!({})).await,
-        json!("replaced")
-    );
-    // Other routes keep their own reply.
-    assert_eq!(
-        call_ok(&mut client, 2, "svc.typed", json!({"name": "b"})).await,
-        json!("hello, b")
-    );
-}
-
 #[tokio::test]
 async fn refused_handshake_gets_code_400_then_close() {
     let app = builder().handshake_validator("no-evil", |req| {
@@ -400,82 +299,6 @@ async fn second_handshake_is_answered_again_and_needs_a_new_ack() {
         call_ok(&mut client, 2, "svc.echo", json!(2)).await,
         json!(2)
     );
-}
-
-#[tokio::test]
-async fn dictionary_from_config_is_announced_and_route_codes_work_both_ways() {
-    let mut config = common::config();
-    config.handler.dictionary = [("svc.echo".to_string(), 7), ("svc.pushed".to_string(), 9)].into();
-    let server = Server::start(builder().config(config)).await;
-    let mut client = RawClient::tcp(server.tcp).await.unwrap();
-    let hs = client.handshake().await.unwrap();
-    let want: BTreeMap<String, u16> = [("svc.echo".into(), 7), ("svc.pushed".into(), 9)].into();
-    assert_eq!(hs.sys.dict, want);
-
-    // Request id 4, route code 7 (flag bit 0x01), body "coded".
-    let mut msg = vec![0x01, 4, 0, 7];
-    msg.extend_from_slice(b"\"coded\"");
-    client.send_raw(&data_packet(&msg)).await.unwrap();
-    let resp = client.recv_response().await.unwrap();
-    assert_eq!((resp.id, json(&resp)), (4, json!("coded")));
-
-    // A push on a route in the dictionary goes out as its code.
-    client.notify("svc.notify", b"1").await.unwrap();
-    let packet = client.recv_packet_skipping_heartbeats().await.unwrap();
-    assert_eq!(&packet.body[..], &[0x07, 0, 9, b'1']);
-}
-
-#[tokio::test]
-async fn large_dictionary_makes_the_handshake_compressed() {
-    let mut config = common::config();
-    config.handler.dictionary = (0..200u16).map(|i| (format!("svc.route{i}"), i)).collect();
-    let server = Server::start(builder().config(config)).await;
-    let mut client = RawClient::tcp(server.tcp).await.unwrap();
-
-    client
-        .send_packet(PacketType::Handshake, &default_handshake().to_json())
-        .await
-        .unwrap();
-    let packet = client.recv_packet().await.unwrap().unwrap();
-    assert!(pitaya::protocol::is_compressed(&packet.body));
-    let resp = HandshakeResponse::decode(&packet.body).unwrap();
-    assert_eq!((resp.code, resp.sys.dict.len()), (200, 200));
-}
-
-/// Returns the flag byte and the decoded message of the next response.
-async fn raw_response(client: &mut RawClient) -> (u8, Message) {
-    let packet = client.recv_packet_skipping_heartbeats().await.unwrap();
-    let msg = Message::decode(&packet.body, &RouteDict::empty(), 1 << 24).unwrap();
-    (packet.body[0], msg)
-}
-
-#[tokio::test]
-async fn large_replies_are_compressed_when_compression_is_on() {
-    let server = Server::start(builder()).await;
-    let mut client = server.client().await;
-
-    client.request(1, "svc.big", b"1000").await.unwrap();
-    let (flag, msg) = raw_response(&mut client).await;
-    assert_eq!(flag, 0x14, "response with the compressed bit");
-    assert_eq!(json(&msg), json!("abc".repeat(1000)));
-
-    // A tiny reply would grow: it goes out plain.
-    client.request(2, "svc.big", b"1").await.unwrap();
-    let (flag, msg) = raw_response(&mut client).await;
-    assert_eq!((flag, json(&msg)), (0x04, json!("abc")));
-}
-
-#[tokio::test]
-async fn replies_are_never_compressed_when_compression_is_off() {
-    let mut config = common::config();
-    config.handler.messages.compression = false;
-    let server = Server::start(builder().config(config)).await;
-    let mut client = server.client().await;
-
-    client.request(1, "svc.big", b"1000").await.unwrap();
-    let (flag, msg) = raw_response(&mut client).await;
-    assert_eq!(flag, 0x04);
-    assert_eq!(json(&msg), json!("abc".repeat(1000)));
 }
 
 #[tokio::test]

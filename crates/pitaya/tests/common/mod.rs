@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use pitaya::acceptor::{TcpAcceptor, WsAcceptor};
-use pitaya::protocol::{ErrorPayload, Message, MessageType};
+use pitaya::protocol::{ErrorPayload, Message, MessageType, RouteDict};
 use pitaya::session::SessionError;
 use pitaya::{App, AppHandle, Builder, Component, Config, Context, Error, GroupError, Raw};
 use pitaya_test_support::{init_tracing, json, RawClient};
@@ -311,4 +311,11 @@ where
             task.await.unwrap();
         }
     }
+}
+
+/// Returns the flag byte and the decoded message of the next response.
+pub(crate) async fn raw_response(client: &mut RawClient) -> (u8, Message) {
+    let packet = client.recv_packet_skipping_heartbeats().await.unwrap();
+    let msg = Message::decode(&packet.body, &RouteDict::empty(), 1 << 24).unwrap();
+    (packet.body[0], msg)
 }
