@@ -47,8 +47,9 @@ async fn server_sends_a_heartbeat_every_interval() {
 async fn silent_client_is_closed_after_two_intervals_without_a_kick() {
     let server = server_with_heartbeat().await;
     let mut client = RawClient::tcp(server.tcp).await.unwrap();
-    client.handshake().await.unwrap();
+    // Taken before the ack leaves, so the server saw our last packet after this instant.
     let last_sent = Instant::now();
+    client.handshake().await.unwrap();
 
     let seen = client.expect_closed().await.unwrap();
     assert!(

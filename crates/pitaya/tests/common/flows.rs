@@ -97,8 +97,9 @@ pub(crate) async fn heartbeats(server: &Server, via: Via, ca_pem: &str, interval
     let mut alive = connect(server, via, ca_pem).await;
     assert_eq!(alive.handshake().await.unwrap().sys.heartbeat, interval);
     let mut silent = connect(server, via, ca_pem).await;
-    silent.handshake().await.unwrap();
+    // Taken before the ack leaves, so the server saw our last packet after this instant.
     let silent_since = Instant::now();
+    silent.handshake().await.unwrap();
 
     for _ in 0..4 {
         let p = alive.recv_packet().await.unwrap().expect("open");
