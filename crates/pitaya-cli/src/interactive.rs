@@ -1,12 +1,14 @@
 //! Interactive mode: a prompt with line editing and history; pushes, kicks and
 //! disconnects are printed as they arrive.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
 
 use pitaya_client::Events;
 use rustyline::error::ReadlineError;
-use rustyline::{DefaultEditor, ExternalPrinter};
+use rustyline::DefaultEditor;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -15,8 +17,12 @@ use crate::session::{self, Session};
 
 const PROMPT: &str = "pitaya> ";
 
-/// Prints lines above the prompt without breaking the line being edited.
-type Printer = Arc<Mutex<Box<dyn ExternalPrinter + Send>>>;
+/// Whether the prompt is on screen, waiting for a line.
+///
+/// rustyline's external printer would redraw the edited line for us, but with it
+/// rustyline stops handling pasted input after the first character (rustyline 17), so
+/// we print events ourselves and put the prompt back.
+type Prompting = Arc<AtomicBool>;
 
 /// Runs the prompt until `quit` or end of input.
 ///
@@ -30,18 +36,16 @@ pub(crate) async fn run(mut session: Session) -> Result<(), ReadlineError> {
         // A first run has no history yet.
         let _ = editor.load_history(path);
     }
-    let printer: Option<Printer> = editor
-        .create_external_printer()
-        .ok()
-        .map(|p| Arc::new(Mutex::new(Box::new(p) as Box<dyn ExternalPrinter + Send>)));
+    let prompting = Prompting::default();
 
     // rustyline blocks, so it reads on its own thread and waits for each command to
     // finish before it prompts again, keeping results and prompt in order.
     let (lines_tx, mut lines) = mpsc::channel::<String>(1);
     let (next_tx, next) = std_mpsc::channel::<()>();
-    std::thread::spawn(move || read_lines(editor, history, lines_tx, next));
+    let reader = prompting.clone();
+    let reader = std::thread::spawn(move || read_lines(editor, history, reader, lines_tx, next));
 
-    let mut printing = follow(&mut session, printer.clone());
+    let mut printing = follow(&mut session, &prompting);
     while let Some(line) = lines.recv().await {
         match command::parse(&line) {
             Ok(Some(Command::Quit)) => break,
@@ -55,7 +59,7 @@ pub(crate) async fn run(mut session: Session) -> Result<(), ReadlineError> {
                     if let Some(old) = printing.take() {
                         old.abort();
                     }
-                    printing = follow(&mut session, printer.clone());
+                    printing = follow(&mut session, &prompting);
                 }
             }
             Ok(None) => {}
@@ -66,37 +70,46 @@ pub(crate) async fn run(mut session: Session) -> Result<(), ReadlineError> {
         }
     }
     session.close().await;
+    // The reader saves the history once it sees we are done; give it the time to.
+    drop(next_tx);
+    let _ = tokio::task::spawn_blocking(move || reader.join()).await;
     Ok(())
 }
 
 /// Starts printing the events of the session's connection, if it has one.
-fn follow(session: &mut Session, printer: Option<Printer>) -> Option<JoinHandle<()>> {
+fn follow(session: &mut Session, prompting: &Prompting) -> Option<JoinHandle<()>> {
     let events = session.take_events()?;
-    Some(tokio::spawn(print_events(events, printer)))
+    Some(tokio::spawn(print_events(events, prompting.clone())))
 }
 
-async fn print_events(mut events: Events, printer: Option<Printer>) {
+async fn print_events(mut events: Events, prompting: Prompting) {
     while let Some(event) = events.recv().await {
         let Some(line) = session::event_line(&event) else {
             continue;
         };
-        let printed = printer
-            .as_ref()
-            .and_then(|p| p.lock().ok()?.print(line.clone()).ok());
-        if printed.is_none() {
-            println!("{line}");
-        }
+        let mut out = std::io::stdout().lock();
+        // Over the prompt: clear its line, print, and draw a fresh prompt below.
+        let _ = if prompting.load(Ordering::SeqCst) {
+            write!(out, "\r\x1b[K{line}\n{PROMPT}")
+        } else {
+            writeln!(out, "{line}")
+        };
+        let _ = out.flush();
     }
 }
 
 fn read_lines(
     mut editor: DefaultEditor,
     history: Option<PathBuf>,
+    prompting: Prompting,
     lines: mpsc::Sender<String>,
     next: std_mpsc::Receiver<()>,
 ) {
     loop {
-        match editor.readline(PROMPT) {
+        prompting.store(true, Ordering::SeqCst);
+        let read = editor.readline(PROMPT);
+        prompting.store(false, Ordering::SeqCst);
+        match read {
             Ok(line) => {
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());

@@ -28,7 +28,7 @@
 //! |---|---|---|
 //! | `ws` | yes | `ws://` (and `wss://` with `tls`) |
 //! | `tls` | yes | `tls://` (and `wss://` with `ws`) |
-//! | `protobuf` | yes | [`Client::request_proto`], [`Client::notify_proto`], [`Push::proto`] and protobuf error payloads |
+//! | `protobuf` | yes | `request_proto`, `notify_proto`, [`Push::proto`], protobuf errors |
 //!
 //! # Examples
 //!
