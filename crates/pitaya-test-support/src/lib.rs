@@ -5,6 +5,10 @@
 //! of its own: it sends whatever bytes a test gives it, well-formed or not, and reads
 //! back packets and messages. Every read is bounded by [`RawClient::timeout`], so a
 //! test that waits for something that never comes fails instead of hanging.
+//!
+//! [`NatsServer`] and [`EtcdServer`] run the real `nats-server` and `etcd`
+//! binaries on free loopback ports for cluster tests and kill them on drop.
+//! `scripts/test.sh` installs both.
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,6 +31,13 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
+
+mod daemon;
+mod etcd;
+mod nats;
+
+pub use etcd::EtcdServer;
+pub use nats::NatsServer;
 
 /// Installs a test tracing subscriber once (honours `RUST_LOG`), so failures come with logs.
 pub fn init_tracing() {
