@@ -12,7 +12,7 @@ root="$(pwd)"
 step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages, only when missing; `apt-get update` only if something must be installed.
-apt_packages=(nats-server etcd-server)
+apt_packages=(nats-server etcd-server protobuf-compiler)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -32,15 +32,15 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 step "cargo build"
 cargo build --workspace --quiet
 
 step "cargo test"
 # Compile quietly first, so the output below is the test runner's own.
-cargo test --workspace --no-run --quiet
-cargo test --workspace
+cargo test --workspace --all-features --no-run --quiet
+cargo test --workspace --all-features
 
 step "node interop check (pomelo-protocol)"
 target_dir="${CARGO_TARGET_DIR:-target}"

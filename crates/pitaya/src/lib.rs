@@ -15,6 +15,7 @@
 //! | [`handler`] | [`Component`]s of request and notify handlers, [`Context`] |
 //! | [`pipeline`] | hooks before and after every handler |
 //! | [`serialize`] | [`Serializer`] trait, JSON and Protobuf |
+//! | [`cluster`] | cluster mode: [`cluster::ServerInfo`], service discovery |
 //! | [`groups`] | [`GroupStore`] trait and its in-memory implementation |
 //! | [`config`] | typed [`Config`]: defaults, file, `PITAYA_*` environment |
 //! | [`route`] | route parsing |
@@ -31,6 +32,7 @@
 //! | `ws` | yes | [`acceptor::WsAcceptor`] |
 //! | `tls` | yes | [`acceptor::TlsConfig`] for TCP and WebSocket |
 //! | `protobuf` | yes | [`serialize::ProtobufSerializer`] and [`serialize::Proto`] |
+//! | `etcd` | no | `cluster::EtcdDiscovery`, service discovery in etcd; building it needs `protoc` |
 //!
 //! # Examples
 //!
@@ -56,6 +58,7 @@ pub use pitaya_protocol as protocol;
 pub mod acceptor;
 mod agent;
 pub mod app;
+pub mod cluster;
 pub mod config;
 mod error;
 pub mod groups;

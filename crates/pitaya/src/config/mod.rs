@@ -29,7 +29,9 @@
 //! # }
 //! ```
 
+mod cluster;
 pub mod duration;
+mod etcd;
 mod sections;
 
 use std::path::Path;
@@ -38,6 +40,15 @@ use figment::providers::{Env, Format, Serialized, Toml, Yaml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use cluster::{
+    ClusterConfig, ClusterInfoConfig, GrpcClientConfig, GrpcServerConfig, NatsBufferConfig,
+    NatsClientConfig, NatsConnectionConfig, NatsServerConfig, RpcClientConfig, RpcConfig,
+    RpcServerConfig,
+};
+pub use etcd::{
+    EtcdGrantLeaseConfig, EtcdHeartbeatConfig, EtcdRevokeConfig, EtcdSdConfig, EtcdShutdownConfig,
+    EtcdSyncConfig, SdConfig,
+};
 pub use sections::{
     AcceptorConfig, AgentBufferConfig, BufferConfig, ConcurrencyConfig, ConnConfig, DrainConfig,
     GroupsConfig, HandlerBufferConfig, HandlerConcurrencyConfig, HandlerConfig,
@@ -86,6 +97,8 @@ pub struct Config {
     pub groups: GroupsConfig,
     /// Graceful shutdown settings (`pitaya.shutdown`).
     pub shutdown: ShutdownConfig,
+    /// Cluster settings: RPC and service discovery (`pitaya.cluster`).
+    pub cluster: ClusterConfig,
 }
 
 impl Default for Config {
@@ -101,6 +114,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             groups: GroupsConfig::default(),
             shutdown: ShutdownConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -222,6 +236,7 @@ impl Config {
         if self.groups.memory.tick_duration.is_zero() {
             return invalid("pitaya.groups.memory.tickduration must be greater than zero".into());
         }
+        self.validate_cluster()?;
 
         // These size bounded channels and worker pools; zero would stall
         // every connection, so we refuse it up front.
@@ -242,6 +257,60 @@ impl Config {
         ];
         match counts.iter().find(|(_, n)| *n == 0) {
             Some((key, _)) => invalid(format!("{key} must be greater than zero")),
+            None => Ok(()),
+        }
+    }
+}
+
+// ===== cluster checks =====
+
+impl Config {
+    /// Returns an error naming the first cluster value that is out of range.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
+        let etcd = &self.cluster.sd.etcd;
+        let nats = &self.cluster.rpc;
+
+        if etcd.endpoints.is_empty() {
+            return invalid("pitaya.cluster.sd.etcd.endpoints must name at least one endpoint");
+        }
+        // etcd leases count whole seconds; below one second there is no lease.
+        if etcd.heartbeat.ttl < std::time::Duration::from_secs(1) {
+            return invalid("pitaya.cluster.sd.etcd.heartbeat.ttl must be at least 1s");
+        }
+        let durations = [
+            (
+                "pitaya.cluster.sd.etcd.syncservers.interval",
+                etcd.sync_servers.interval,
+            ),
+            (
+                "pitaya.cluster.sd.etcd.grantlease.retryinterval",
+                etcd.grant_lease.retry_interval,
+            ),
+            (
+                "pitaya.cluster.rpc.client.nats.requesttimeout",
+                nats.client.nats.request_timeout,
+            ),
+        ];
+        let counts = [
+            (
+                "pitaya.cluster.rpc.server.nats.buffer.messages",
+                nats.server.nats.buffer.messages,
+            ),
+            (
+                "pitaya.cluster.rpc.server.nats.buffer.push",
+                nats.server.nats.buffer.push,
+            ),
+        ];
+        let zero = durations
+            .iter()
+            .find(|(_, d)| d.is_zero())
+            .map(|(key, _)| key)
+            .or_else(|| counts.iter().find(|(_, n)| *n == 0).map(|(key, _)| key));
+        match zero {
+            Some(key) => Err(ConfigError::Invalid(format!(
+                "{key} must be greater than zero"
+            ))),
             None => Ok(()),
         }
     }
@@ -295,5 +364,7 @@ fn pitaya_env() -> Env {
     })
 }
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod tests;
