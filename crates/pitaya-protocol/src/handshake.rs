@@ -47,7 +47,19 @@ impl HandshakeRequest {
     /// [`DecodeError::InvalidHandshake`] when the body is not JSON or a value
     /// has the wrong type (for example a number for `clientBuildNumber`).
     pub fn parse(body: &[u8]) -> Result<Self, DecodeError> {
-        serde_json::from_slice(body).map_err(DecodeError::InvalidHandshake)
+        // serde reads a struct from a JSON array as readily as from an object, so `[]`
+        // would pass as an empty handshake; the request and its `sys` must be objects.
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(DecodeError::InvalidHandshake)?;
+        let sys_ok = match value.get("sys") {
+            None | Some(serde_json::Value::Null | serde_json::Value::Object(_)) => true,
+            Some(_) => false,
+        };
+        if !value.is_object() || !sys_ok {
+            let e = <serde_json::Error as serde::de::Error>::custom("expected a JSON object");
+            return Err(DecodeError::InvalidHandshake(e));
+        }
+        serde_json::from_value(value).map_err(DecodeError::InvalidHandshake)
     }
 
     /// Returns the request as JSON, as a client sends it.

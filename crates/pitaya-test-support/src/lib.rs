@@ -85,6 +85,18 @@ impl RawClient {
         Ok(Self::with(Transport::Tcp(stream)))
     }
 
+    /// Returns a TCP client whose socket receive buffer is fixed at about `bytes`.
+    ///
+    /// Fixing it turns off the kernel's buffer autotuning (up to 32 MiB on loopback
+    /// here), so a client that stops reading backs up into the server quickly.
+    pub async fn tcp_with_recv_buffer(addr: SocketAddr, bytes: u32) -> io::Result<Self> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_recv_buffer_size(bytes)?;
+        let stream = socket.connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self::with(Transport::Tcp(stream)))
+    }
+
     /// Returns a client connected over WebSocket (path `/`).
     pub async fn ws(addr: SocketAddr) -> io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;

@@ -172,3 +172,64 @@ async fn broadcast_to_a_missing_group_is_an_error() {
         .await;
     assert!(err.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_reading_is_closed_and_does_not_hold_up_the_others() {
+    // A tiny write queue and a write timeout of an hour: if a broadcast waited for room
+    // in the stalled member's queue, this test would hang instead of finishing.
+    let mut config = common::config();
+    config.buffer.agent.messages = 4;
+    config.buffer.agent.conn_timeout = Duration::from_secs(3600);
+    // Uncompressed, so the pushes really are 64 KiB on the wire.
+    config.handler.messages.compression = false;
+    let server = Server::start(builder().config(config)).await;
+    let mut fast = joined(&server, "g", "fast", 1).await.pop().unwrap();
+    let mut stalled = RawClient::tcp_with_recv_buffer(server.tcp, 4096)
+        .await
+        .unwrap();
+    stalled.handshake().await.unwrap();
+    let arg = json!({"uid": "stalled", "group": "g"});
+    assert_eq!(
+        call_ok(&mut stalled, 1, "room.join", arg).await,
+        json!("joined")
+    );
+
+    const PUSHES: usize = 400;
+    let reader = tokio::spawn(async move {
+        for _ in 0..PUSHES {
+            fast.recv_push("room.msg").await.unwrap();
+        }
+        fast
+    });
+    let blob = "x".repeat(64 * 1024);
+    let mut stalled_failed = false;
+    let broadcasts = async {
+        for _ in 0..PUSHES {
+            let body = json!({ "blob": blob });
+            let failed = server
+                .handle
+                .group_broadcast("", "g", "room.msg", body)
+                .await;
+            let failed = failed.unwrap();
+            assert!(
+                !failed.contains(&"fast0".to_string()),
+                "the reading member failed"
+            );
+            stalled_failed |= failed.contains(&"stalled".to_string());
+        }
+    };
+    tokio::time::timeout(LIMIT, broadcasts)
+        .await
+        .expect("broadcasts waited on the stalled member");
+    let _fast = tokio::time::timeout(LIMIT, reader).await.unwrap().unwrap();
+
+    assert!(
+        stalled_failed,
+        "the stalled member never showed up as failed"
+    );
+    wait_until(LIMIT, "stalled member closed", || {
+        server.handle.session_by_uid("stalled").is_none()
+    })
+    .await;
+    assert!(server.handle.session_by_uid("fast0").is_some());
+}

@@ -21,6 +21,9 @@ use serde_json::{json, Value};
 /// The group every member joins.
 pub const ROOM: &str = "room";
 
+/// The longest nick accepted, in characters.
+pub const MAX_NICK_CHARS: usize = 64;
+
 /// Returns a builder for the chat app: the `room` component and its close hook.
 ///
 /// Add acceptors to it, then hand it to [`build`].
@@ -62,6 +65,11 @@ async fn join(ctx: Context, arg: Value) -> Result<Value, Error> {
         Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
         _ => return Err(Error::bad_request("join needs a non-empty string \"name\"")),
     };
+    // Every member's nick goes to every joiner: one huge nick would be pushed to all.
+    if name.chars().count() > MAX_NICK_CHARS {
+        let msg = format!("name longer than {MAX_NICK_CHARS} characters");
+        return Err(Error::bad_request(msg));
+    }
     let session = ctx.session();
     session.bind(name.clone()).await.map_err(|e| match e {
         SessionError::AlreadyBound => Error::bad_request("this connection has already joined"),

@@ -1,7 +1,9 @@
 //! `chat`: runs the standalone chat room (see the library docs for the routes).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use pitaya::acceptor::{TcpAcceptor, TlsConfig, WsAcceptor};
@@ -32,15 +34,25 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    let ansi = std::io::stdout().is_terminal();
     tracing_subscriber::fmt()
+        .with_ansi(ansi)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::load()?,
@@ -50,8 +62,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             pitaya::config::duration::parse(h).map_err(|e| format!("--heartbeat {h:?}: {e}"))?;
     }
 
-    let mut tcp = TcpAcceptor::bind(args.tcp).await?;
-    let mut ws = WsAcceptor::bind(args.ws).await?;
+    let mut tcp = TcpAcceptor::bind(args.tcp)
+        .await
+        .map_err(|e| format!("cannot listen on {} (tcp): {e}", args.tcp))?;
+    let mut ws = WsAcceptor::bind(args.ws)
+        .await
+        .map_err(|e| format!("cannot listen on {} (websocket): {e}", args.ws))?;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let tls = TlsConfig::from_pem_files(cert, key)?;
         tcp = tcp.with_tls(tls.clone());

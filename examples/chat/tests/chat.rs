@@ -91,6 +91,15 @@ async fn join_without_a_usable_name_is_a_bad_request() {
         expect_error(&mut client, id, "PIT-400").await;
     }
 
+    // Too long by one character is refused; the longest allowed nick is taken.
+    let too_long = "é".repeat(chat::MAX_NICK_CHARS + 1);
+    let body = json!({ "name": too_long }).to_string();
+    client
+        .request(50, "room.room.join", body.as_bytes())
+        .await
+        .unwrap();
+    expect_error(&mut client, 50, "PIT-400").await;
+
     // None of the refused joins bound the connection or added anyone.
     assert_eq!(join(&mut client, 99, "alice").await, names(&["alice"]));
 }

@@ -131,3 +131,17 @@ fn decode_rejects_missing_sys_and_bad_json() {
     let err = HandshakeResponse::decode(&[0x78, 0x9C, 0x00]);
     assert!(matches!(err, Err(DecodeError::Inflate(_))));
 }
+
+#[test]
+fn request_that_is_not_an_object_is_invalid() {
+    for body in [
+        &b"[]"[..],
+        b"1",
+        b"\"x\"",
+        br#"{"sys":[]}"#,
+        br#"{"sys":"a"}"#,
+    ] {
+        let err = HandshakeRequest::parse(body).unwrap_err();
+        assert!(matches!(err, DecodeError::InvalidHandshake(_)), "{body:?}");
+    }
+}

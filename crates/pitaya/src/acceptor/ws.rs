@@ -10,11 +10,12 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use futures_util::stream::SplitStream;
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use pitaya_protocol::{Packet, HEADER_LEN, MAX_BODY_LEN};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{header, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -147,9 +148,7 @@ where
     };
     let (sink, stream) = ws.map_err(ws_error)?.split();
 
-    let sink = sink
-        .sink_map_err(ws_error)
-        .with(|bytes: Bytes| std::future::ready(Ok::<_, io::Error>(Message::Binary(bytes))));
+    let sink = WsSink { inner: sink };
     let stream = WsPackets {
         inner: stream,
         done: false,
@@ -195,7 +194,45 @@ fn ws_error(e: WsError) -> io::Error {
         WsError::ConnectionClosed | WsError::AlreadyClosed => {
             io::Error::new(io::ErrorKind::BrokenPipe, e)
         }
+        // A peer that vanished without a close frame is gone, not misbehaving.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            io::Error::new(io::ErrorKind::ConnectionReset, e)
+        }
         other => io::Error::new(io::ErrorKind::InvalidData, other),
+    }
+}
+
+/// Sink writing each encoded packet as one binary message.
+///
+/// Written by hand rather than with `sink_map_err`, whose mapping function runs once:
+/// a second error from the same sink (a failed write, then the close after it)
+/// would panic there.
+struct WsSink<S> {
+    inner: SplitSink<WebSocketStream<S>, Message>,
+}
+
+impl<S> Sink<Bytes> for WsSink<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Error = io::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_ready_unpin(cx).map_err(ws_error)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Bytes) -> io::Result<()> {
+        self.inner
+            .start_send_unpin(Message::Binary(item))
+            .map_err(ws_error)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_flush_unpin(cx).map_err(ws_error)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_close_unpin(cx).map_err(ws_error)
     }
 }
 
@@ -384,6 +421,27 @@ mod tests {
         assert_eq!(first, Message::Binary(Bytes::from_static(&[3, 0, 0, 0])));
         let second = client.next().await.unwrap().unwrap();
         assert_eq!(second, Message::Binary(data));
+    }
+
+    #[tokio::test]
+    async fn sink_keeps_failing_without_panicking_after_the_peer_vanished() {
+        let (client, mut conn) = connect("/", 1024).await;
+        drop(client);
+
+        // Write until the vanished peer shows as an error, then keep using the sink as
+        // the agent does on its way out: every call fails, none panics.
+        let packet = Packet::heartbeat().to_bytes().unwrap();
+        let mut failures = 0;
+        for _ in 0..10_000 {
+            if conn.sink.send(packet.clone()).await.is_err() {
+                failures += 1;
+                if failures == 3 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(failures, 3, "writes to a closed peer never failed");
+        let _ = conn.sink.close().await;
     }
 
     #[test]

@@ -18,7 +18,9 @@ use std::net::SocketAddr;
 
 use std::time::Duration;
 
-use futures_util::SinkExt;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::{FutureExt, SinkExt};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -41,6 +43,17 @@ pub(crate) enum CloseReason {
     ByServer,
     Write(io::Error),
     WriteTimeout,
+    Panicked,
+}
+
+impl CloseReason {
+    /// Returns whether the sink may still take a close: not after it failed.
+    fn sink_usable(&self) -> bool {
+        !matches!(
+            self,
+            CloseReason::Write(_) | CloseReason::WriteTimeout | CloseReason::Panicked
+        )
+    }
 }
 
 impl fmt::Display for CloseReason {
@@ -55,6 +68,7 @@ impl fmt::Display for CloseReason {
             CloseReason::ByServer => f.write_str("closed by server"),
             CloseReason::Write(e) => write!(f, "write failed: {e}"),
             CloseReason::WriteTimeout => f.write_str("write timed out"),
+            CloseReason::Panicked => f.write_str("connection task panicked"),
         }
     }
 }
@@ -89,7 +103,7 @@ async fn run(app: AppHandle, session: Session, conn: PacketConn, rx: mpsc::Recei
     tracing::info!(target: "pitaya::connection", "connection opened");
     let cfg = app.config();
     let PacketConn { stream, mut sink } = conn;
-    let reason = {
+    let io = async {
         let read = reader::read_loop(&app, &session, stream);
         let write = writer::write_loop(&session, &mut sink, rx, cfg.buffer.agent.conn_timeout);
         tokio::select! {
@@ -97,11 +111,23 @@ async fn run(app: AppHandle, session: Session, conn: PacketConn, rx: mpsc::Recei
             r = write => r,
         }
     };
+    // Whatever happens in there, the session below is closed and its callbacks run:
+    // a panic must not leave a member in its groups or a uid in the index.
+    let reason = AssertUnwindSafe(io)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("connection task panicked");
+            CloseReason::Panicked
+        });
 
     app.pool().mark_closed(&session);
     session.closing().cancel();
-    // Best effort: a WebSocket close frame or a TCP shutdown, never waiting long.
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    if reason.sink_usable() {
+        // Best effort: a WebSocket close frame or a TCP shutdown, never waiting long.
+        let close = AssertUnwindSafe(sink.close()).catch_unwind();
+        let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
+    }
     drop(sink);
 
     tracing::info!(target: "pitaya::connection", uid = ?session.uid(), %reason, "connection closed");

@@ -100,13 +100,17 @@ impl AppHandle {
     /// holding the users' connections; empty means this server. In standalone mode users
     /// not connected here cannot be reached and come back in the failed list.
     ///
+    /// This never waits on a recipient: one whose write queue is full
+    /// (`pitaya.buffer.agent.messages` packets not yet written) is closed as too slow
+    /// and listed as failed, so one stalled client cannot hold up a whole room.
+    ///
     /// # Errors
     ///
     /// When the value cannot be encoded.
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe: dropped half way, some users got the push and some did not.
+    /// Cancel safe: the pushes are queued before the first await point.
     pub async fn push_to_users(
         &self,
         route: &str,
@@ -120,17 +124,18 @@ impl AppHandle {
             .data_packet(&Message::push(route, body))
             .map_err(|e| Error::internal(e.to_string()))?;
         let local = frontend_type.is_empty() || frontend_type == self.server_type();
-        let sends = uids.iter().map(|uid| {
-            let session = local.then(|| self.shared.pool.by_uid(uid)).flatten();
-            let packet = packet.clone();
-            async move {
+        let failed = uids
+            .iter()
+            .filter(|uid| {
+                let session = local.then(|| self.shared.pool.by_uid(uid)).flatten();
                 match session {
-                    Some(s) => s.send_packet(packet).await.err().map(|_| uid.clone()),
-                    None => Some(uid.clone()),
+                    Some(s) => s.send_packet_nowait(packet.clone()).is_err(),
+                    None => true,
                 }
-            }
-        });
-        Ok(join_all(sends).await.into_iter().flatten().collect())
+            })
+            .cloned()
+            .collect();
+        Ok(failed)
     }
 
     /// Pushes `value` on `route` to every member of group `group`; returns failed uids.
@@ -141,7 +146,7 @@ impl AppHandle {
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe, as [`AppHandle::push_to_users`].
+    /// Cancel safe: nothing is pushed before the member list is read.
     pub async fn group_broadcast(
         &self,
         frontend_type: &str,

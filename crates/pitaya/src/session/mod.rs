@@ -337,6 +337,29 @@ impl Session {
         }
     }
 
+    /// Queues a packet without waiting; a full queue closes the session as too slow.
+    ///
+    /// Used for fan-out (broadcasts, pushes to many users), where waiting on one slow
+    /// client would hold up every other recipient.
+    pub(crate) fn send_packet_nowait(&self, packet: Bytes) -> Result<(), SessionError> {
+        if self.is_closed() {
+            return Err(SessionError::Closed);
+        }
+        match self.inner.out.try_send(Outbound::Packet(packet)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SessionError::Closed),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!(
+                    session_id = self.id(),
+                    uid = ?self.uid_arc(),
+                    "closing slow client: write queue full during a fan-out push"
+                );
+                self.close();
+                Err(SessionError::SlowConsumer(std::time::Duration::ZERO))
+            }
+        }
+    }
+
     /// Queues an item only if there is room now.
     pub(crate) fn try_enqueue(&self, item: Outbound) -> bool {
         self.inner.out.try_send(item).is_ok()

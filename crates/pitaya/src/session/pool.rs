@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use tokio::sync::mpsc;
 
 use super::{Outbound, Session, SessionError, Wire};
@@ -204,12 +207,21 @@ impl Pool {
     ///
     /// Called exactly once per session, by the task that owned its connection.
     pub(crate) async fn run_close_callbacks(&self, session: &Session) {
+        // A panicking callback is the app's bug; it must not skip the others.
         for f in session.take_close_callbacks() {
-            f();
+            if catch_unwind(AssertUnwindSafe(f)).is_err() {
+                tracing::error!(session_id = session.id(), "session close callback panicked");
+            }
         }
         let Some(app) = self.app() else { return };
         for hook in &self.callbacks.on_close {
-            hook(app.clone(), session.clone()).await;
+            let run = AssertUnwindSafe(hook(app.clone(), session.clone())).catch_unwind();
+            if run.await.is_err() {
+                tracing::error!(
+                    session_id = session.id(),
+                    "on-session-close callback panicked"
+                );
+            }
         }
     }
 }
