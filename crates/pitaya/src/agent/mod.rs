@@ -21,11 +21,10 @@ use std::time::Duration;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::{FutureExt, SinkExt};
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::acceptor::{Incoming, PacketConn};
-use crate::session::{Outbound, Session};
+use crate::session::{write_queue, QueueReceiver, Session};
 use crate::AppHandle;
 
 mod reader;
@@ -93,13 +92,13 @@ pub(crate) async fn serve(
         }
     };
 
-    let (tx, rx) = mpsc::channel(cfg.buffer.agent.messages);
+    let (tx, rx) = write_queue(cfg.buffer.agent.messages);
     let session = app.pool().create(remote, tx);
     let span = tracing::info_span!("conn", session_id = session.id(), remote = %remote, transport);
     run(app, session, conn, rx).instrument(span).await;
 }
 
-async fn run(app: AppHandle, session: Session, conn: PacketConn, rx: mpsc::Receiver<Outbound>) {
+async fn run(app: AppHandle, session: Session, conn: PacketConn, rx: QueueReceiver) {
     tracing::info!(target: "pitaya::connection", "connection opened");
     let cfg = app.config();
     let PacketConn { stream, mut sink } = conn;

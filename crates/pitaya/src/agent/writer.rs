@@ -3,12 +3,11 @@
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use super::CloseReason;
 use crate::acceptor::PacketSink;
-use crate::session::{Outbound, Session};
+use crate::session::{Outbound, QueueReceiver, Session};
 
 /// How many queued packets go into one flush at most.
 const MAX_BATCH: usize = 64;
@@ -20,7 +19,7 @@ const MAX_BATCH: usize = 64;
 pub(super) async fn write_loop(
     session: &Session,
     sink: &mut PacketSink,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: QueueReceiver,
     write_timeout: Duration,
 ) -> CloseReason {
     loop {
@@ -47,8 +46,8 @@ pub(super) async fn write_loop(
                 }
             }
             match rx.try_recv() {
-                Ok(next) => item = next,
-                Err(_) => break,
+                Some(next) => item = next,
+                None => break,
             }
         }
 

@@ -15,7 +15,6 @@ use tokio::time::timeout;
 use crate::acceptor::Acceptor;
 use crate::agent;
 use crate::groups::MemoryGroupStore;
-use crate::session::Outbound;
 
 mod builder;
 mod handle;
@@ -109,8 +108,8 @@ impl App {
         let sessions = shared.pool.all();
         tracing::info!(sessions = sessions.len(), "closing sessions");
         for s in &sessions {
-            // Flush what is queued, then close; a full queue means a stuck client.
-            if !s.try_enqueue(Outbound::Close) {
+            // Flush what is queued, then close; a stuck client is closed at the deadline.
+            if !s.enqueue_close() {
                 s.close();
             }
         }

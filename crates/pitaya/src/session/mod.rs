@@ -18,16 +18,18 @@ use pitaya_protocol::{HandshakeRequest, Message};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::serialize::{IntoBody, SerializeError};
 
 mod pool;
+mod queue;
 mod wire;
 
 pub use pool::{BindHook, CloseHook};
 pub(crate) use pool::{Callbacks, Pool};
+use queue::QueueError;
+pub(crate) use queue::{write_queue, QueueReceiver, QueueSender};
 pub(crate) use wire::Wire;
 
 /// What goes through a session's write queue.
@@ -78,7 +80,7 @@ struct Inner {
     uid: RwLock<Option<Arc<str>>>,
     data: Mutex<Map<String, Value>>,
     handshake: Mutex<Option<Arc<HandshakeRequest>>>,
-    out: mpsc::Sender<Outbound>,
+    out: QueueSender,
     closing: CancellationToken,
     closed: AtomicBool,
     on_close: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
@@ -96,7 +98,7 @@ impl Session {
     pub(crate) fn new(
         id: u64,
         remote_addr: SocketAddr,
-        out: mpsc::Sender<Outbound>,
+        out: QueueSender,
         wire: Arc<Wire>,
         pool: Weak<Pool>,
     ) -> Self {
@@ -323,13 +325,14 @@ impl Session {
             return Err(SessionError::Closed);
         }
         let timeout = self.inner.wire.send_timeout;
-        match self.inner.out.send_timeout(item, timeout).await {
+        match self.inner.out.send(item, timeout).await {
             Ok(()) => Ok(()),
-            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(SessionError::Closed),
-            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                tracing::debug!(
+            Err(QueueError::Closed) => Err(SessionError::Closed),
+            Err(QueueError::Full) => {
+                tracing::info!(
                     session_id = self.id(),
-                    "closing slow client: write queue full"
+                    uid = ?self.uid_arc(),
+                    "closing slow client: write queue full for the send timeout"
                 );
                 self.close();
                 Err(SessionError::SlowConsumer(timeout))
@@ -337,22 +340,23 @@ impl Session {
         }
     }
 
-    /// Queues a packet without waiting; a full queue closes the session as too slow.
+    /// Queues a packet without waiting, past the queue's bound if need be.
     ///
     /// Used for fan-out (broadcasts, pushes to many users), where waiting on one slow
-    /// client would hold up every other recipient.
+    /// client would hold up every other recipient. A client whose queue holds ten times
+    /// its bound is too slow: its session is closed.
     pub(crate) fn send_packet_nowait(&self, packet: Bytes) -> Result<(), SessionError> {
         if self.is_closed() {
             return Err(SessionError::Closed);
         }
-        match self.inner.out.try_send(Outbound::Packet(packet)) {
+        match self.inner.out.send_overflowing(Outbound::Packet(packet)) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SessionError::Closed),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(QueueError::Closed) => Err(SessionError::Closed),
+            Err(QueueError::Full) => {
                 tracing::info!(
                     session_id = self.id(),
                     uid = ?self.uid_arc(),
-                    "closing slow client: write queue full during a fan-out push"
+                    "closing slow client: write queue overflowed during a fan-out push"
                 );
                 self.close();
                 Err(SessionError::SlowConsumer(std::time::Duration::ZERO))
@@ -360,9 +364,9 @@ impl Session {
         }
     }
 
-    /// Queues an item only if there is room now.
-    pub(crate) fn try_enqueue(&self, item: Outbound) -> bool {
-        self.inner.out.try_send(item).is_ok()
+    /// Queues a close marker behind whatever is queued, however full the queue is.
+    pub(crate) fn enqueue_close(&self) -> bool {
+        self.inner.out.send_free(Outbound::Close).is_ok()
     }
 
     /// Queues a packet only if there is room now (heartbeats: one lost is harmless).

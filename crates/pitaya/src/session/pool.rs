@@ -9,9 +9,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use tokio::sync::mpsc;
 
-use super::{Outbound, Session, SessionError, Wire};
+use super::{QueueSender, Session, SessionError, Wire};
 use crate::app::Shared;
 use crate::{AppHandle, Error};
 
@@ -87,11 +86,7 @@ impl Pool {
     }
 
     /// Returns a new session registered by id.
-    pub(crate) fn create(
-        self: &Arc<Self>,
-        remote_addr: SocketAddr,
-        out: mpsc::Sender<Outbound>,
-    ) -> Session {
+    pub(crate) fn create(self: &Arc<Self>, remote_addr: SocketAddr, out: QueueSender) -> Session {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let session = Session::new(
             id,
