@@ -2,9 +2,10 @@
 //!
 //! Every server describes itself with a [`ServerInfo`]; service discovery
 //! ([`discovery`]) publishes it and keeps the list of the others. RPC between
-//! servers (NATS or gRPC, spec sections 7 and 8) builds on this list.
+//! servers ([`rpc`]; NATS or gRPC, spec sections 7 and 8) builds on this list.
 
 pub mod discovery;
+pub mod rpc;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use discovery::EtcdDiscovery;
 pub use discovery::{BoxError, DiscoveryError};
 pub use discovery::{DiscoveryEvent, ServiceDiscovery, StaticDiscovery};
+pub use rpc::{RpcClient, RpcError, RpcHandler, RpcServer};
 
 // Public only so integration tests can read etcd directly without a
 // dev-dependency, which would need `protoc` even without this feature.
