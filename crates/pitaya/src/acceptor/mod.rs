@@ -25,6 +25,7 @@ use futures_util::{Sink, Stream};
 use pitaya_protocol::Packet;
 
 mod framed;
+mod listener;
 mod tcp;
 #[cfg(feature = "tls")]
 mod tls;

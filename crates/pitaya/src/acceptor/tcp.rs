@@ -3,9 +3,10 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpStream, ToSocketAddrs};
 
 use super::framed::framed_halves;
+use super::listener::Listener;
 #[cfg(feature = "tls")]
 use super::{framed_conn, TlsConfig};
 use super::{Acceptor, Incoming};
@@ -26,10 +27,7 @@ use super::{Acceptor, Incoming};
 /// ```
 #[derive(Debug)]
 pub struct TcpAcceptor {
-    listener: TcpListener,
-    local_addr: SocketAddr,
-    #[cfg(feature = "tls")]
-    tls: Option<TlsConfig>,
+    inner: Listener,
 }
 
 // ===== impl TcpAcceptor =====
@@ -43,37 +41,22 @@ impl TcpAcceptor {
     ///
     /// Fails when the address does not resolve or cannot be bound.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        let listener = listen(addr).await?;
-        let local_addr = listener.local_addr()?;
         Ok(TcpAcceptor {
-            listener,
-            local_addr,
-            #[cfg(feature = "tls")]
-            tls: None,
+            inner: Listener::bind(addr).await?,
         })
     }
 
     /// Returns this acceptor serving TLS with `tls`; its transport becomes `tls`.
     #[cfg(feature = "tls")]
     pub fn with_tls(mut self, tls: TlsConfig) -> Self {
-        self.tls = Some(tls);
+        self.inner.tls = Some(tls);
         self
-    }
-
-    #[cfg(feature = "tls")]
-    fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
-    #[cfg(not(feature = "tls"))]
-    fn is_tls(&self) -> bool {
-        false
     }
 
     /// Returns the future that turns an accepted socket into a packet connection.
     fn incoming(&self, stream: TcpStream, max_packet_size: usize) -> Incoming {
         #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
+        if let Some(tls) = &self.inner.tls {
             let tls = tls.clone();
             return Box::pin(async move {
                 let stream = tls.acceptor().accept(stream).await?;
@@ -89,11 +72,11 @@ impl TcpAcceptor {
 #[async_trait::async_trait]
 impl Acceptor for TcpAcceptor {
     fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.inner.local_addr
     }
 
     fn transport(&self) -> &'static str {
-        if self.is_tls() {
+        if self.inner.is_tls() {
             "tls"
         } else {
             "tcp"
@@ -101,45 +84,8 @@ impl Acceptor for TcpAcceptor {
     }
 
     async fn accept(&self, max_packet_size: usize) -> io::Result<(Incoming, SocketAddr)> {
-        let (stream, addr) = self.listener.accept().await?;
-        set_nodelay(&stream, addr);
+        let (stream, addr) = self.inner.accept().await?;
         Ok((self.incoming(stream, max_packet_size), addr))
-    }
-}
-
-/// Queue of connections the kernel holds before we accept them (capped by `somaxconn`).
-///
-/// std and mio listen with 128, which a burst of clients (all of them reconnecting
-/// after a restart) overflows; each SYN dropped then costs its client a one-second
-/// retransmission. Go, and so Go Pitaya, asks for the kernel maximum.
-const BACKLOG: u32 = 4096;
-
-/// Returns a listener on the first address `addr` resolves to that can be bound.
-pub(super) async fn listen(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-    let mut last_error = None;
-    for addr in tokio::net::lookup_host(addr).await? {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        // As std and mio do on Unix: a restarted server can bind its port at once.
-        #[cfg(unix)]
-        socket.set_reuseaddr(true)?;
-        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
-            Ok(listener) => return Ok(listener),
-            Err(e) => last_error = Some(e),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing")
-    }))
-}
-
-/// Turns Nagle's algorithm off: pushes and heartbeats are small and should leave at once.
-pub(super) fn set_nodelay(stream: &TcpStream, addr: SocketAddr) {
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::warn!(remote_addr = %addr, error = %error, "cannot set TCP_NODELAY");
     }
 }
 

@@ -14,7 +14,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use pitaya_protocol::{Packet, HEADER_LEN, MAX_BODY_LEN};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{header, StatusCode};
@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use super::tcp::{listen, set_nodelay};
+use super::listener::Listener;
 #[cfg(feature = "tls")]
 use super::TlsConfig;
 use super::{invalid_data, Acceptor, Incoming, PacketConn};
@@ -47,10 +47,7 @@ const BUFFER_SIZE: usize = 4 * 1024;
 /// ```
 #[derive(Debug)]
 pub struct WsAcceptor {
-    listener: TcpListener,
-    local_addr: SocketAddr,
-    #[cfg(feature = "tls")]
-    tls: Option<TlsConfig>,
+    inner: Listener,
 }
 
 // ===== impl WsAcceptor =====
@@ -64,13 +61,8 @@ impl WsAcceptor {
     ///
     /// Fails when the address does not resolve or cannot be bound.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        let listener = listen(addr).await?;
-        let local_addr = listener.local_addr()?;
         Ok(WsAcceptor {
-            listener,
-            local_addr,
-            #[cfg(feature = "tls")]
-            tls: None,
+            inner: Listener::bind(addr).await?,
         })
     }
 
@@ -80,24 +72,14 @@ impl WsAcceptor {
     /// names another host than the `Host` header.
     #[cfg(feature = "tls")]
     pub fn with_tls(mut self, tls: TlsConfig) -> Self {
-        self.tls = Some(tls);
+        self.inner.tls = Some(tls);
         self
-    }
-
-    #[cfg(feature = "tls")]
-    fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
-    #[cfg(not(feature = "tls"))]
-    fn is_tls(&self) -> bool {
-        false
     }
 
     /// Returns the future that runs the TLS handshake if any, then the upgrade.
     fn incoming(&self, stream: TcpStream, max_packet_size: usize) -> Incoming {
         #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
+        if let Some(tls) = &self.inner.tls {
             let tls = tls.clone();
             return Box::pin(async move {
                 let stream = tls.acceptor().accept(stream).await?;
@@ -111,11 +93,11 @@ impl WsAcceptor {
 #[async_trait::async_trait]
 impl Acceptor for WsAcceptor {
     fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.inner.local_addr
     }
 
     fn transport(&self) -> &'static str {
-        if self.is_tls() {
+        if self.inner.is_tls() {
             "wss"
         } else {
             "ws"
@@ -123,8 +105,7 @@ impl Acceptor for WsAcceptor {
     }
 
     async fn accept(&self, max_packet_size: usize) -> io::Result<(Incoming, SocketAddr)> {
-        let (stream, addr) = self.listener.accept().await?;
-        set_nodelay(&stream, addr);
+        let (stream, addr) = self.inner.accept().await?;
         Ok((self.incoming(stream, max_packet_size), addr))
     }
 }
