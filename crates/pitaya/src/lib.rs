@@ -15,7 +15,7 @@
 //! | [`handler`] | [`Component`]s of request and notify handlers, [`Context`] |
 //! | [`pipeline`] | hooks before and after every handler |
 //! | [`serialize`] | [`Serializer`] trait, JSON and Protobuf |
-//! | [`cluster`] | cluster mode: [`cluster::ServerInfo`], service discovery |
+//! | [`cluster`] | cluster mode: [`cluster::ServerInfo`], service discovery, RPC |
 //! | [`groups`] | [`GroupStore`] trait and its in-memory implementation |
 //! | [`config`] | typed [`Config`]: defaults, file, `PITAYA_*` environment |
 //! | [`route`] | route parsing |
@@ -33,6 +33,7 @@
 //! | `tls` | yes | [`acceptor::TlsConfig`] for TCP and WebSocket |
 //! | `protobuf` | yes | [`serialize::ProtobufSerializer`] and [`serialize::Proto`] |
 //! | `etcd` | no | `cluster::EtcdDiscovery`, service discovery in etcd; building it needs `protoc` |
+//! | `nats` | no | `cluster::rpc::NatsRpcClient` and `NatsRpcServer`, cluster RPC over NATS |
 //!
 //! # Examples
 //!

@@ -4,8 +4,7 @@
 //! [`RpcServer`] that hands every incoming message to an [`RpcHandler`]. The
 //! payloads are the protobuf messages of spec section 6.2 ([`Request`],
 //! [`Response`], [`Push`], [`KickMsg`], [`BindMsg`]); the transports only
-//! move them. The NATS transport (spec 7) lives in `nats` behind the `nats`
-//! feature.
+//! move them.
 //!
 //! | item | role |
 //! |---|---|
@@ -14,6 +13,13 @@
 //! | [`RpcHandler`] | what the application does with a received message |
 //! | [`RpcError`] | why a transport operation failed; converts to [`crate::Error`] |
 //! | [`request_metadata`] | the propagated context of spec 6.3 |
+//! | `NatsRpcClient`, `NatsRpcServer` | the NATS transport, feature `nats` |
+
+#[cfg(feature = "nats")]
+mod nats;
+
+#[cfg(feature = "nats")]
+pub use nats::{NatsRpcClient, NatsRpcServer};
 
 use std::collections::BTreeMap;
 use std::fmt;
