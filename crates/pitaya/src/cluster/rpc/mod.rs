@@ -21,6 +21,9 @@ mod nats;
 #[cfg(feature = "nats")]
 pub use nats::{NatsRpcClient, NatsRpcServer};
 
+/// The protobuf cluster messages, so callers need no dependency of their own.
+pub use pitaya_protos as protos;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -230,6 +233,10 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// Returns [`RpcError::Disconnected`] when the transport is down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may or may not send the message.
     async fn publish_push(&self, frontend_type: &str, push: Push) -> Result<(), RpcError>;
 
     /// Returns once a kick of `uid` is sent to the frontends of `frontend_type`.
@@ -237,6 +244,10 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// Returns [`RpcError::Disconnected`] when the transport is down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may or may not send the message.
     async fn publish_kick(&self, frontend_type: &str, uid: &str) -> Result<(), RpcError>;
 
     /// Returns once `bind` is announced to every server of `server_type`
@@ -245,6 +256,10 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// Returns [`RpcError::Disconnected`] when the transport is down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may or may not send the message.
     async fn publish_bind(&self, server_type: &str, bind: BindMsg) -> Result<(), RpcError>;
 }
 

@@ -62,7 +62,7 @@ fn start_deadline(config: &NatsConnectionConfig) -> Duration {
 /// Returns the async-nats options of `config`, logging connection events
 /// under `name`.
 fn options(config: &NatsConnectionConfig, name: &str) -> async_nats::ConnectOptions {
-    let wait = config.reconnect_wait;
+    let (wait, jitter) = (config.reconnect_wait, config.reconnect_jitter);
     let role = name.to_owned();
     async_nats::ConnectOptions::new()
         .name(name)
@@ -70,11 +70,22 @@ fn options(config: &NatsConnectionConfig, name: &str) -> async_nats::ConnectOpti
         .ping_interval(config.ping_interval)
         .max_reconnects(config.max_reconnection_retries as usize)
         // The first reconnection is immediate, the next ones wait, as nats.go does.
-        .reconnect_delay_callback(move |attempts| if attempts <= 1 { Duration::ZERO } else { wait })
+        .reconnect_delay_callback(move |attempts| match attempts {
+            0 | 1 => Duration::ZERO,
+            _ => wait + random_part(jitter),
+        })
         .event_callback(move |event| {
             let role = role.clone();
             async move { log_event(&role, event) }
         })
+}
+
+/// Returns a random duration below `max`, so servers that lost NATS together
+/// do not all come back in the same instant.
+fn random_part(max: Duration) -> Duration {
+    // A v4 UUID is 122 random bits; we need no more than a fraction.
+    let fraction = (uuid::Uuid::new_v4().as_u128() % 1_000) as u32;
+    max * fraction / 1_000
 }
 
 fn log_event(role: &str, event: async_nats::Event) {
@@ -126,6 +137,37 @@ fn ensure_connected(client: &async_nats::Client) -> Result<(), RpcError> {
 /// The calling side of cluster RPC over NATS.
 ///
 /// A cheap handle: clones share one connection.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::{Duration, SystemTime};
+///
+/// use pitaya::cluster::rpc::{request_metadata, response_error, NatsRpcClient};
+/// use pitaya::cluster::{RpcClient, ServerInfo};
+/// use pitaya::config::NatsClientConfig;
+/// use pitaya::cluster::rpc::protos::{Msg, Request, RpcType};
+///
+/// # async fn run() -> Result<(), pitaya::Error> {
+/// let me = ServerInfo::new("connector", true);
+/// let client = NatsRpcClient::connect(&NatsClientConfig::default(), &me).await?;
+///
+/// let room = ServerInfo::new("room", false).with_id("room-1");
+/// let route = "room.room.join";
+/// let timeout = client.request_timeout();
+/// let req = Request {
+///     r#type: RpcType::User.into(),
+///     msg: Some(Msg { route: route.into(), ..Msg::default() }),
+///     metadata: request_metadata(&me, "req-1", route, SystemTime::now(), timeout),
+///     ..Request::default()
+/// };
+/// let response = client.call(&room, req, timeout).await?;
+/// if let Some(err) = response_error(&response) {
+///     return Err(err);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct NatsRpcClient {
     client: async_nats::Client,
@@ -249,6 +291,13 @@ mod tests {
             "pitaya/connector/user/u1/kick"
         );
         assert_eq!(bindings_subject("connector"), "pitaya/connector/bindings");
+    }
+
+    #[test]
+    fn reconnect_jitter_stays_below_its_maximum() {
+        let max = Duration::from_millis(100);
+        assert!((0..100).all(|_| random_part(max) < max));
+        assert_eq!(random_part(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]
