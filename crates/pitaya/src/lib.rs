@@ -69,10 +69,10 @@ pub mod route;
 pub mod serialize;
 pub mod session;
 
-pub use app::{App, AppHandle, BuildError, Builder};
+pub use app::{App, AppHandle, BuildError, Builder, StartError};
 pub use config::Config;
 pub use error::{codes, Error};
 pub use groups::{GroupError, GroupStore, MemoryGroupStore};
-pub use handler::{Component, Context};
+pub use handler::{Component, Context, Remote, RemoteContext};
 pub use serialize::{FromBody, IntoBody, Raw, Serializer};
 pub use session::{Session, SessionError};

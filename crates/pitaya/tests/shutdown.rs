@@ -112,7 +112,11 @@ async fn run_until_returns_when_its_signal_fires() {
 
     stop.send(()).unwrap();
     client.expect_closed().await.unwrap();
-    tokio::time::timeout(LIMIT, run).await.unwrap().unwrap();
+    tokio::time::timeout(LIMIT, run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(closes.load(Ordering::SeqCst), 1);
     assert!(RawClient::tcp(addr).await.is_err());
 }

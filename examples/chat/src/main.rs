@@ -75,6 +75,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let app = chat::build(chat::builder(config).acceptor(tcp).acceptor(ws)).await?;
-    app.run().await;
+    app.run().await?;
     Ok(())
 }

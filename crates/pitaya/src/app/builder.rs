@@ -1,7 +1,7 @@
 //! `Builder`: assembles an [`App`] from config, acceptors, handlers and callbacks.
 
 use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -12,12 +12,14 @@ use pitaya_protocol::{
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::cluster::ClusterLink;
 use super::handle::{Shared, Validator};
 use super::{App, AppHandle};
 use crate::acceptor::Acceptor;
+use crate::cluster::{DiscoveryBackend, RouteRequest, Router, RpcTransport, ServerInfo};
 use crate::config::Config;
 use crate::groups::{GroupStore, MemoryGroupStore};
-use crate::handler::{Component, RegisterError, Registry};
+use crate::handler::{Component, RegisterError, Registry, Remote, RemoteRegistry};
 use crate::pipeline::Pipeline;
 use crate::serialize::{self, Serializer};
 use crate::session::{Callbacks, Pool, Session, Wire};
@@ -45,6 +47,12 @@ pub enum BuildError {
     /// Two handshake validators share a name.
     #[error("duplicate handshake validator: {0}")]
     DuplicateValidator(String),
+    /// A backend server needs cluster mode: it only receives RPCs.
+    #[error("a backend server needs cluster mode (Builder::cluster)")]
+    BackendNeedsCluster,
+    /// A backend server takes no client connections.
+    #[error("a backend server cannot have acceptors")]
+    BackendWithAcceptor,
 }
 
 /// Builds an [`App`]; every method takes and returns the builder.
@@ -59,6 +67,12 @@ pub struct Builder {
     validators: BTreeMap<String, Validator>,
     serializer: Option<Arc<dyn Serializer>>,
     groups: Option<Arc<dyn GroupStore>>,
+    frontend: bool,
+    server_id: Option<String>,
+    metadata: HashMap<String, String>,
+    remotes: RemoteRegistry,
+    cluster: Option<(Arc<dyn RpcTransport>, Arc<dyn DiscoveryBackend>)>,
+    routers: HashMap<String, Router>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -84,7 +98,77 @@ impl Builder {
             validators: BTreeMap::new(),
             serializer: None,
             groups: None,
+            frontend: true,
+            server_id: None,
+            metadata: HashMap::new(),
+            remotes: RemoteRegistry::default(),
+            cluster: None,
+            routers: HashMap::new(),
         }
+    }
+
+    /// Returns the builder of a backend: a cluster server without acceptors that only
+    /// receives RPCs (forwarded client messages and remote calls).
+    pub fn backend(mut self) -> Self {
+        self.frontend = false;
+        self
+    }
+
+    /// Returns the builder with this server id instead of a random UUID.
+    pub fn server_id(mut self, id: impl Into<String>) -> Self {
+        self.server_id = Some(id.into());
+        self
+    }
+
+    /// Returns the builder with a metadata entry published in service discovery.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Returns the builder in cluster mode: RPC over `transport`, servers found through
+    /// `discovery`. Both start when the app runs.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[cfg(all(feature = "nats", feature = "etcd"))]
+    /// # fn f() -> Result<(), pitaya::BuildError> {
+    /// use pitaya::cluster::{EtcdSd, NatsRpc};
+    /// use pitaya::App;
+    ///
+    /// let room = App::builder("room").backend().cluster(NatsRpc, EtcdSd).build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cluster(
+        mut self,
+        transport: impl RpcTransport,
+        discovery: impl DiscoveryBackend,
+    ) -> Self {
+        self.cluster = Some((Arc::new(transport), Arc::new(discovery)));
+        self
+    }
+
+    /// Returns the builder with a router choosing the server of `server_type` that
+    /// forwarded client messages go to (default: a random one).
+    pub fn router<F>(mut self, server_type: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(&RouteRequest<'_>, &[Arc<ServerInfo>]) -> Option<Arc<ServerInfo>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.routers.insert(server_type.into(), Arc::new(f));
+        self
+    }
+
+    /// Returns the builder with a remote service other servers call by user RPC.
+    pub fn register_remote(mut self, remote: Remote) -> Self {
+        if let Err(e) = self.remotes.register(remote) {
+            self.errors.push(e.into());
+        }
+        self
     }
 
     /// Returns the builder with this config (default: [`Config::default`]).
@@ -205,8 +289,13 @@ impl Builder {
         if let Some(e) = self.errors.drain(..).next() {
             return Err(e);
         }
-        if self.acceptors.is_empty() {
-            return Err(BuildError::NoAcceptor);
+        match (self.frontend, self.acceptors.is_empty()) {
+            (true, true) => return Err(BuildError::NoAcceptor),
+            (false, false) => return Err(BuildError::BackendWithAcceptor),
+            _ => {}
+        }
+        if !self.frontend && self.cluster.is_none() {
+            return Err(BuildError::BackendNeedsCluster);
         }
         let cfg = self.config;
         cfg.validate()?;
@@ -235,12 +324,23 @@ impl Builder {
         let memory_groups = Arc::new(MemoryGroupStore::new());
         let groups = self.groups.unwrap_or_else(|| memory_groups.clone());
         let callbacks = self.callbacks;
+        let mut info = ServerInfo::new(self.server_type, self.frontend);
+        if let Some(id) = self.server_id {
+            info = info.with_id(id);
+        }
+        info.metadata = self.metadata;
+        let routers = self.routers;
+        let cluster = self.cluster.map(|(transport, discovery)| {
+            let timeout = transport.request_timeout(&cfg);
+            ClusterLink::new(transport, discovery, routers, timeout)
+        });
         let shared = Arc::new_cyclic(|app| Shared {
-            server_type: self.server_type,
-            server_id: new_server_id(),
+            info: Arc::new(info),
             pool: Pool::new(wire, callbacks, app.clone()),
             config: cfg,
             registry: self.registry,
+            remotes: self.remotes,
+            cluster,
             pipeline: self.pipeline,
             groups,
             validators: self.validators,
@@ -264,9 +364,4 @@ fn handshake_packet(resp: HandshakeResponse, compress: bool) -> Bytes {
     Packet::new(PacketType::Handshake, resp.encode(compress))
         .to_bytes()
         .unwrap_or_default()
-}
-
-/// Returns a random UUID v4 string, Pitaya's server id form.
-fn new_server_id() -> String {
-    uuid::Uuid::new_v4().to_string()
 }

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use pitaya_protocol::{HandshakeRequest, Message};
+use pitaya_protos::Push;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::cluster::ClusterLink;
+use crate::cluster::ServerInfo;
 use crate::config::Config;
 use crate::groups::GroupStore;
-use crate::handler::Registry;
+use crate::handler::{Registry, RemoteRegistry};
 use crate::pipeline::Pipeline;
 use crate::serialize::IntoBody;
 use crate::session::{Pool, Session};
@@ -21,10 +24,12 @@ use crate::Error;
 pub type Validator = Arc<dyn Fn(&HandshakeRequest) -> Result<(), Error> + Send + Sync>;
 
 pub(crate) struct Shared {
-    pub(crate) server_type: String,
-    pub(crate) server_id: String,
+    pub(crate) info: Arc<ServerInfo>,
     pub(crate) config: Config,
     pub(crate) registry: Registry,
+    pub(crate) remotes: RemoteRegistry,
+    /// Cluster mode's transport and discovery; `None` standalone.
+    pub(crate) cluster: Option<ClusterLink>,
     pub(crate) pipeline: Pipeline,
     pub(crate) pool: Arc<Pool>,
     pub(crate) groups: Arc<dyn GroupStore>,
@@ -47,8 +52,8 @@ pub struct AppHandle {
 impl std::fmt::Debug for AppHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppHandle")
-            .field("server_type", &self.shared.server_type)
-            .field("server_id", &self.shared.server_id)
+            .field("server_type", &self.shared.info.server_type)
+            .field("server_id", &self.shared.info.id)
             .finish_non_exhaustive()
     }
 }
@@ -56,12 +61,12 @@ impl std::fmt::Debug for AppHandle {
 impl AppHandle {
     /// Returns this server's type, the first segment of its routes.
     pub fn server_type(&self) -> &str {
-        &self.shared.server_type
+        &self.shared.info.server_type
     }
 
-    /// Returns this server's id, a random UUID per process start.
+    /// Returns this server's id, a random UUID per process start unless set.
     pub fn server_id(&self) -> &str {
-        &self.shared.server_id
+        &self.shared.info.id
     }
 
     /// Returns the config the app runs with.
@@ -97,20 +102,23 @@ impl AppHandle {
     /// Pushes `value` on `route` to every listed user; returns the uids it failed for.
     ///
     /// The body is encoded once for all of them. `frontend_type` names the server type
-    /// holding the users' connections; empty means this server. In standalone mode users
-    /// not connected here cannot be reached and come back in the failed list.
+    /// holding the users' connections; empty means this server, which must then be a
+    /// frontend. Users connected here get the push directly; in cluster mode the others
+    /// get it through the frontends of `frontend_type` that hold them, with no delivery
+    /// confirmation (spec 6.7). In standalone mode users not connected here cannot be
+    /// reached and come back in the failed list.
     ///
-    /// This never waits on a recipient: one whose write queue is full
+    /// This never waits on a local recipient: one whose write queue is full
     /// (`pitaya.buffer.agent.messages` packets not yet written) is closed as too slow
     /// and listed as failed, so one stalled client cannot hold up a whole room.
     ///
     /// # Errors
     ///
-    /// When the value cannot be encoded.
+    /// When the value cannot be encoded, or a backend names no frontend type.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: the pushes are queued before the first await point.
+    /// Not cancel safe: dropped half way, some users got the push and others not.
     pub async fn push_to_users(
         &self,
         route: &str,
@@ -120,21 +128,43 @@ impl AppHandle {
     ) -> Result<Vec<String>, Error> {
         let wire = self.shared.pool.wire();
         let body = value.into_body(&*wire.serializer)?;
+        let frontend = self.shared.info.frontend;
+        if frontend_type.is_empty() && !frontend {
+            return Err(Error::internal(
+                "a backend must name the frontend type to push to",
+            ));
+        }
+        let local = frontend && (frontend_type.is_empty() || frontend_type == self.server_type());
+        let frontend_type = if frontend_type.is_empty() {
+            self.server_type()
+        } else {
+            frontend_type
+        };
         let packet = wire
-            .data_packet(&Message::push(route, body))
+            .data_packet(&Message::push(route, body.clone()))
             .map_err(|e| Error::internal(e.to_string()))?;
-        let local = frontend_type.is_empty() || frontend_type == self.server_type();
-        let failed = uids
-            .iter()
-            .filter(|uid| {
-                let session = local.then(|| self.shared.pool.by_uid(uid)).flatten();
-                match session {
-                    Some(s) => s.send_packet_nowait(packet.clone()).is_err(),
-                    None => true,
+        let mut failed = Vec::new();
+        for uid in uids {
+            if let Some(session) = local.then(|| self.shared.pool.by_uid(uid)).flatten() {
+                if session.send_packet_nowait(packet.clone()).is_err() {
+                    failed.push(uid.clone());
                 }
-            })
-            .cloned()
-            .collect();
+                continue;
+            }
+            let Ok(link) = self.cluster_link() else {
+                failed.push(uid.clone());
+                continue;
+            };
+            let push = Push {
+                route: route.to_owned(),
+                uid: uid.clone(),
+                data: body.clone(),
+            };
+            if let Err(e) = link.publish_push(frontend_type, push).await {
+                tracing::debug!(uid, error = %e, "push not sent to the cluster");
+                failed.push(uid.clone());
+            }
+        }
         Ok(failed)
     }
 
@@ -159,22 +189,38 @@ impl AppHandle {
             .await
     }
 
-    /// Kicks every listed user connected here; returns the uids it failed for.
+    /// Kicks every listed user; returns the uids it failed for.
+    ///
+    /// Users connected here are kicked directly; in cluster mode the others through the
+    /// frontends of `frontend_type` (empty: this server's type), with no confirmation.
     ///
     /// # Cancel safety
     ///
     /// Not cancel safe.
-    pub async fn kick_users(&self, uids: &[String]) -> Vec<String> {
+    pub async fn kick_users(&self, uids: &[String], frontend_type: &str) -> Vec<String> {
+        let frontend_type = if frontend_type.is_empty() {
+            self.server_type()
+        } else {
+            frontend_type
+        };
         let kicks = uids.iter().map(|uid| {
             let session = self.shared.pool.by_uid(uid);
             async move {
-                match session {
-                    Some(s) => s.kick().await.err().map(|_| uid.clone()),
-                    None => Some(uid.clone()),
-                }
+                let kicked = match session {
+                    Some(s) => s.kick().await.is_ok(),
+                    None => match self.cluster_link() {
+                        Ok(link) => link.publish_kick(frontend_type, uid).await.is_ok(),
+                        Err(_) => false,
+                    },
+                };
+                (!kicked).then(|| uid.clone())
             }
         });
         join_all(kicks).await.into_iter().flatten().collect()
+    }
+
+    pub(crate) fn remotes(&self) -> &RemoteRegistry {
+        &self.shared.remotes
     }
 
     /// Starts a graceful shutdown; `App::run` returns once it is done.

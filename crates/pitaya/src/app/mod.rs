@@ -1,9 +1,14 @@
 //! The app: building it, running it, stopping it gracefully.
 //!
-//! Shutdown (on SIGINT, SIGTERM or [`AppHandle::shutdown`]) goes in this order: stop
-//! accepting; let requests in flight finish, up to `pitaya.shutdown.timeout`; ask every
-//! session to close once its queued writes are out; wait for the connections to end
-//! and their close callbacks to run (closing the stragglers at the same deadline).
+//! In cluster mode, running starts the RPC client, the RPC server and service discovery,
+//! in that order, before the first connection is accepted.
+//!
+//! Shutdown (on SIGINT, SIGTERM or [`AppHandle::shutdown`]) goes in this order: leave
+//! service discovery, so no server picks this one any more; stop accepting; let
+//! requests in flight finish, up to `pitaya.shutdown.timeout`; ask every session to
+//! close once its queued writes are out; wait for the connections to end and their
+//! close callbacks to run (closing the stragglers at the same deadline); stop the RPC
+//! server once the calls it is serving are answered.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,9 +22,11 @@ use crate::agent;
 use crate::groups::MemoryGroupStore;
 
 mod builder;
+pub(crate) mod cluster;
 mod handle;
 
 pub use builder::{BuildError, Builder};
+pub use cluster::StartError;
 pub(crate) use handle::Shared;
 pub use handle::{AppHandle, Validator};
 
@@ -59,22 +66,46 @@ impl App {
     }
 
     /// Runs until SIGINT, SIGTERM or [`AppHandle::shutdown`], then shuts down gracefully.
-    pub async fn run(self) {
-        self.run_until(shutdown_signal()).await;
+    ///
+    /// # Errors
+    ///
+    /// In cluster mode, when the RPC transport or service discovery cannot start.
+    pub async fn run(self) -> Result<(), StartError> {
+        self.run_until(shutdown_signal()).await
     }
 
     /// Runs until `signal` completes or [`AppHandle::shutdown`] is called.
-    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+    ///
+    /// # Errors
+    ///
+    /// In cluster mode, when the RPC transport or service discovery cannot start.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), StartError> {
         let shared = self.handle.shared.clone();
         let cfg = &shared.config;
+        if let Some(link) = &shared.cluster {
+            let started = tokio::select! {
+                r = link.start(&self.handle) => r,
+                _ = shared.shutdown.cancelled() => Ok(()),
+            };
+            if let Err(e) = started {
+                tracing::error!(error = %e, "could not join the cluster");
+                link.leave_discovery().await;
+                link.stop_server().await;
+                return Err(e);
+            }
+        }
         tracing::info!(
-            server_type = %shared.server_type,
-            server_id = %shared.server_id,
+            server_type = %shared.info.server_type,
+            server_id = %shared.info.id,
             acceptors = ?self.local_addrs(),
             serializer = shared.pool.wire().serializer.name(),
             "server started"
         );
-        tracing::debug!(routes = ?shared.registry.routes(), "handlers registered");
+        tracing::debug!(
+            routes = ?shared.registry.routes(),
+            remotes = ?shared.remotes.routes(),
+            "handlers registered"
+        );
 
         let sweeper = self
             .memory_groups
@@ -90,6 +121,9 @@ impl App {
             _ = shared.shutdown.cancelled() => tracing::info!("shutdown requested by the app"),
         }
         shared.shutdown.cancel();
+        if let Some(link) = &shared.cluster {
+            link.leave_discovery().await;
+        }
         for l in loops {
             let _ = l.await;
         }
@@ -120,7 +154,13 @@ impl App {
             }
             let _ = timeout(Duration::from_secs(1), shared.conns.wait()).await;
         }
+        if let Some(link) = &shared.cluster {
+            if timeout(grace, link.stop_server()).await.is_err() {
+                tracing::warn!(timeout = ?grace, "rpc calls still running at shutdown");
+            }
+        }
         tracing::info!("shutdown complete");
+        Ok(())
     }
 }
 

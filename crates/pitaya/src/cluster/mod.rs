@@ -6,6 +6,7 @@
 
 pub mod discovery;
 pub mod rpc;
+mod setup;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,6 +17,11 @@ pub use discovery::EtcdDiscovery;
 pub use discovery::{BoxError, DiscoveryError};
 pub use discovery::{DiscoveryEvent, ServiceDiscovery, StaticDiscovery};
 pub use rpc::{RpcClient, RpcError, RpcHandler, RpcServer};
+#[cfg(feature = "etcd")]
+pub use setup::EtcdSd;
+#[cfg(feature = "nats")]
+pub use setup::NatsRpc;
+pub use setup::{DiscoveryBackend, RouteRequest, Router, RpcTransport};
 
 // Public only so integration tests can read etcd directly without a
 // dev-dependency, which would need `protoc` even without this feature.

@@ -73,6 +73,9 @@ async fn run(
 ) -> Result<Bytes, Error> {
     let route = Route::parse(&msg.route, app.server_type())?;
     if route.server_type() != app.server_type() {
+        if let Ok(link) = app.cluster_link() {
+            return link.forward(app, session, route, msg).await;
+        }
         // Standalone: no other server types exist. Pitaya leaves the request
         // unanswered here; a clear error is kinder to the client.
         return Err(Error::not_found(format!(
@@ -81,6 +84,19 @@ async fn run(
         ))
         .with_metadata("route", route.to_string()));
     }
+    run_handler(app, session, route, msg.id, msg.data.clone(), is_request).await
+}
+
+/// Runs the handler of `route` with its hooks, for a client message received here or
+/// forwarded by a frontend.
+pub(crate) async fn run_handler(
+    app: &AppHandle,
+    session: &Session,
+    route: Route,
+    id: u64,
+    data: Bytes,
+    is_request: bool,
+) -> Result<Bytes, Error> {
     let Some(handler) = app.registry().get(&route.short()).cloned() else {
         return Err(Error::not_found(format!(
             "pitaya/handler: {route} not found"
@@ -93,12 +109,12 @@ async fn run(
         tracing::warn!(route = %route, "notify sent to a request handler: reply dropped");
     }
 
-    let ctx = Context::new(session.clone(), route, msg.id, app.clone());
+    let ctx = Context::new(session.clone(), route, id, app.clone());
     let pipeline = app.pipeline();
     if pipeline.is_empty() {
-        return (handler.call)(ctx, msg.data.clone()).await;
+        return (handler.call)(ctx, data).await;
     }
-    let result = match pipeline.run_before(&ctx, msg.data.clone()).await {
+    let result = match pipeline.run_before(&ctx, data).await {
         Ok(body) => (handler.call)(ctx.clone(), body).await,
         Err(e) => return Err(e),
     };

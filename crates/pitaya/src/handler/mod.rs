@@ -18,8 +18,11 @@ use crate::Error;
 
 mod context;
 pub(crate) mod dispatch;
+mod remote;
 
 pub use context::Context;
+pub(crate) use remote::RemoteRegistry;
+pub use remote::{Remote, RemoteContext};
 
 type BoxHandler =
     Arc<dyn Fn(Context, Bytes) -> BoxFuture<'static, Result<Bytes, Error>> + Send + Sync>;

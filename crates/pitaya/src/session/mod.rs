@@ -24,12 +24,14 @@ use crate::serialize::{IntoBody, SerializeError};
 
 mod pool;
 mod queue;
+mod remote;
 mod wire;
 
 pub use pool::{BindHook, CloseHook};
 pub(crate) use pool::{Callbacks, Pool};
 use queue::QueueError;
 pub(crate) use queue::{write_queue, QueueReceiver, QueueSender};
+pub(crate) use remote::Origin;
 pub(crate) use wire::Wire;
 
 /// What goes through a session's write queue.
@@ -66,6 +68,16 @@ pub enum SessionError {
     /// The message could not be encoded (route too long, body too large).
     #[error(transparent)]
     Encode(#[from] pitaya_protocol::EncodeError),
+    /// The operation needs a bound uid and the session has none.
+    #[error("session is not bound to an uid")]
+    NotBound,
+    /// The operation exists only on one side: close callbacks on frontend sessions,
+    /// `push_to_front` on backend copies.
+    #[error("{0}")]
+    WrongSide(&'static str),
+    /// The frontend holding the session could not be reached or refused.
+    #[error("frontend call failed: {0}")]
+    Cluster(crate::Error),
 }
 
 /// A client's session: identity, data, and the way to push to it.
@@ -80,12 +92,20 @@ struct Inner {
     uid: RwLock<Option<Arc<str>>>,
     data: Mutex<Map<String, Value>>,
     handshake: Mutex<Option<Arc<HandshakeRequest>>>,
-    out: QueueSender,
+    link: Link,
     closing: CancellationToken,
     closed: AtomicBool,
     on_close: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     wire: Arc<Wire>,
     pool: Weak<Pool>,
+}
+
+/// Where a session's client is: on this server's socket, or behind a frontend.
+enum Link {
+    /// A frontend session: the sending side of the connection's write queue.
+    Local(QueueSender),
+    /// A backend's copy of a frontend session (spec 6.4).
+    Remote(Origin),
 }
 
 // Poisoning only says another thread panicked while holding the lock; the data it
@@ -102,6 +122,16 @@ impl Session {
         wire: Arc<Wire>,
         pool: Weak<Pool>,
     ) -> Self {
+        Self::with_link(id, remote_addr, Link::Local(out), wire, pool)
+    }
+
+    fn with_link(
+        id: u64,
+        remote_addr: SocketAddr,
+        link: Link,
+        wire: Arc<Wire>,
+        pool: Weak<Pool>,
+    ) -> Self {
         Session {
             inner: Arc::new(Inner {
                 id,
@@ -109,7 +139,7 @@ impl Session {
                 uid: RwLock::new(None),
                 data: Mutex::new(Map::new()),
                 handshake: Mutex::new(None),
-                out,
+                link,
                 closing: CancellationToken::new(),
                 closed: AtomicBool::new(false),
                 on_close: Mutex::new(Vec::new()),
@@ -205,6 +235,11 @@ impl Session {
         lock(&self.inner.data).remove(key)
     }
 
+    /// Replaces the whole session data (`sys.pushsession` from a backend).
+    pub(crate) fn replace_data(&self, data: Map<String, Value>) {
+        *lock(&self.inner.data) = data;
+    }
+
     /// Returns a copy of the whole session data.
     pub fn data(&self) -> Map<String, Value> {
         lock(&self.inner.data).clone()
@@ -223,9 +258,58 @@ impl Session {
     ///
     /// Not cancel safe: dropped half way, the bind callbacks may have run.
     pub async fn bind(&self, uid: impl Into<String>) -> Result<(), SessionError> {
-        match self.inner.pool.upgrade() {
-            Some(pool) => pool.bind(self, uid.into()).await,
-            None => Err(SessionError::Closed),
+        let Some(pool) = self.inner.pool.upgrade() else {
+            return Err(SessionError::Closed);
+        };
+        match &self.inner.link {
+            Link::Local(_) => pool.bind(self, uid.into()).await,
+            Link::Remote(origin) => remote::bind(&pool, self, origin, uid.into()).await,
+        }
+    }
+
+    /// Returns the id of the frontend holding this session's client, on a backend copy.
+    pub fn frontend_id(&self) -> Option<&str> {
+        match &self.inner.link {
+            Link::Local(_) => None,
+            Link::Remote(origin) => Some(&origin.frontend_id),
+        }
+    }
+
+    /// Returns the session's id on its frontend, on a backend copy.
+    pub fn frontend_session_id(&self) -> Option<i64> {
+        match &self.inner.link {
+            Link::Local(_) => None,
+            Link::Remote(origin) => Some(origin.frontend_session_id),
+        }
+    }
+
+    /// Returns whether this is a backend's copy of a frontend session.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.inner.link, Link::Remote(_))
+    }
+
+    /// Sends this copy's data to the frontend, which replaces the session's whole data
+    /// map with it (spec 6.6, `sys.pushsession`).
+    ///
+    /// Changes made on a backend copy stay there until this is called.
+    ///
+    /// # Errors
+    ///
+    /// On a frontend session ([`SessionError::WrongSide`]), or when the frontend cannot
+    /// be reached or refuses.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: the frontend may or may not have the data.
+    pub async fn push_to_front(&self) -> Result<(), SessionError> {
+        let Some(pool) = self.inner.pool.upgrade() else {
+            return Err(SessionError::Closed);
+        };
+        match &self.inner.link {
+            Link::Local(_) => Err(SessionError::WrongSide(
+                "push_to_front is for backend sessions: a frontend session is the original",
+            )),
+            Link::Remote(origin) => remote::push_to_front(&pool, self, origin).await,
         }
     }
 
@@ -241,6 +325,10 @@ impl Session {
     /// Cancel safe: dropped before the push is queued, nothing is sent.
     pub async fn push(&self, route: &str, value: impl IntoBody) -> Result<(), SessionError> {
         let body = value.into_body(self.serializer())?;
+        if let Link::Remote(origin) = &self.inner.link {
+            let pool = self.inner.pool.upgrade().ok_or(SessionError::Closed)?;
+            return remote::push(&pool, self, origin, route, body).await;
+        }
         let packet = self.inner.wire.data_packet(&Message::push(route, body))?;
         self.send_packet(packet).await
     }
@@ -255,6 +343,10 @@ impl Session {
     ///
     /// Cancel safe.
     pub async fn kick(&self) -> Result<(), SessionError> {
+        if let Link::Remote(origin) = &self.inner.link {
+            let pool = self.inner.pool.upgrade().ok_or(SessionError::Closed)?;
+            return remote::kick(&pool, self, origin).await;
+        }
         let kick = pitaya_protocol::Packet::kick();
         let bytes = kick.to_bytes().map_err(SessionError::Encode)?;
         self.send_packet(bytes).await?;
@@ -263,9 +355,12 @@ impl Session {
 
     /// Closes the connection now, dropping anything not yet written.
     ///
-    /// Closing twice is harmless; close callbacks run once.
+    /// Closing twice is harmless; close callbacks run once. On a backend copy this only
+    /// retires the copy: use [`kick`](Self::kick) to disconnect the client.
     pub fn close(&self) {
-        if let Some(pool) = self.inner.pool.upgrade() {
+        if self.is_remote() {
+            self.inner.closed.store(true, Ordering::SeqCst);
+        } else if let Some(pool) = self.inner.pool.upgrade() {
             pool.mark_closed(self);
         } else {
             self.inner.closed.store(true, Ordering::SeqCst);
@@ -284,6 +379,11 @@ impl Session {
     ///
     /// When the session is already closed (the callback would never run).
     pub fn on_close(&self, f: impl FnOnce() + Send + 'static) -> Result<(), SessionError> {
+        if self.is_remote() {
+            return Err(SessionError::WrongSide(
+                "close callbacks can only be set on frontend sessions",
+            ));
+        }
         // Checked under the lock the callbacks are taken with: the session is marked
         // closed before they are taken, so a callback accepted here is always run.
         let mut callbacks = lock(&self.inner.on_close);
@@ -325,7 +425,7 @@ impl Session {
             return Err(SessionError::Closed);
         }
         let timeout = self.inner.wire.send_timeout;
-        match self.inner.out.send(item, timeout).await {
+        match self.out()?.send(item, timeout).await {
             Ok(()) => Ok(()),
             Err(QueueError::Closed) => Err(SessionError::Closed),
             Err(QueueError::Full) => {
@@ -349,7 +449,7 @@ impl Session {
         if self.is_closed() {
             return Err(SessionError::Closed);
         }
-        match self.inner.out.send_overflowing(Outbound::Packet(packet)) {
+        match self.out()?.send_overflowing(Outbound::Packet(packet)) {
             Ok(()) => Ok(()),
             Err(QueueError::Closed) => Err(SessionError::Closed),
             Err(QueueError::Full) => {
@@ -366,12 +466,24 @@ impl Session {
 
     /// Queues a close marker behind whatever is queued, however full the queue is.
     pub(crate) fn enqueue_close(&self) -> bool {
-        self.inner.out.send_free(Outbound::Close).is_ok()
+        self.out()
+            .is_ok_and(|out| out.send_free(Outbound::Close).is_ok())
     }
 
     /// Queues a packet only if there is room now (heartbeats: one lost is harmless).
     pub(crate) fn try_send_packet(&self, packet: Bytes) -> bool {
-        self.inner.out.try_send(Outbound::Packet(packet)).is_ok()
+        self.out()
+            .is_ok_and(|out| out.try_send(Outbound::Packet(packet)).is_ok())
+    }
+
+    /// Returns the connection's write queue; a backend copy has none.
+    fn out(&self) -> Result<&QueueSender, SessionError> {
+        match &self.inner.link {
+            Link::Local(out) => Ok(out),
+            Link::Remote(_) => Err(SessionError::WrongSide(
+                "a backend session has no connection of its own",
+            )),
+        }
     }
 }
 

@@ -73,7 +73,7 @@ impl Pool {
         })
     }
 
-    fn app(&self) -> Option<AppHandle> {
+    pub(crate) fn app(&self) -> Option<AppHandle> {
         self.app.upgrade().map(|shared| AppHandle { shared })
     }
 
@@ -85,9 +85,26 @@ impl Pool {
         &self.wire
     }
 
+    /// Returns the next session id; backend copies take one too (spec 10.1).
+    pub(crate) fn next_session_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs the app's bind callbacks; the first error refuses the bind.
+    pub(crate) async fn run_bind_hooks(
+        &self,
+        app: &AppHandle,
+        session: &Session,
+    ) -> Result<(), Error> {
+        for hook in &self.callbacks.on_bind {
+            hook(app.clone(), session.clone()).await?;
+        }
+        Ok(())
+    }
+
     /// Returns a new session registered by id.
     pub(crate) fn create(self: &Arc<Self>, remote_addr: SocketAddr, out: QueueSender) -> Session {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_session_id();
         let session = Session::new(
             id,
             remote_addr,
@@ -135,24 +152,37 @@ impl Pool {
             return Err(SessionError::AlreadyBound);
         }
 
-        for hook in &self.callbacks.on_bind {
-            if let Err(e) = hook(app.clone(), session.clone()).await {
-                session.set_uid(None);
-                return Err(SessionError::BindRefused(e));
-            }
+        if let Err(e) = self.run_bind_hooks(&app, session).await {
+            session.set_uid(None);
+            return Err(SessionError::BindRefused(e));
+        }
+        // In cluster mode the frontend listens for this user's pushes and kicks from
+        // now on; the app's callbacks ran first, as they do in Pitaya (spec 10.2).
+        if let Err(e) = app.cluster_subscribe_user(&uid).await {
+            session.set_uid(None);
+            return Err(SessionError::Cluster(e));
         }
 
         // Checking `closed` under the index lock is what keeps a bind racing a close
         // from leaving a dead session in the uid index: close marks and unindexes under
         // the same lock.
-        let older = {
+        let stored = {
             let mut index = self.index();
             if session.is_closed() {
-                drop(index);
+                Err(index.by_uid.contains_key(&uid))
+            } else {
+                Ok(index.by_uid.insert(uid.clone(), session.clone()))
+            }
+        };
+        let older = match stored {
+            Ok(older) => older,
+            Err(other_bound) => {
                 session.set_uid(None);
+                if !other_bound {
+                    app.cluster_unsubscribe_user(&uid).await;
+                }
                 return Err(SessionError::Closed);
             }
-            index.by_uid.insert(uid.clone(), session.clone())
         };
         if let Some(older) = older.filter(|o| o != session) {
             tracing::debug!(
@@ -163,11 +193,15 @@ impl Pool {
             );
             older.close();
         }
+        app.cluster_announce_bind(&uid).await;
 
         for hook in &self.callbacks.after_bind {
             if let Err(e) = hook(app.clone(), session.clone()).await {
                 self.unindex_uid(session, &uid);
                 session.set_uid(None);
+                if self.by_uid(&uid).is_none() {
+                    app.cluster_unsubscribe_user(&uid).await;
+                }
                 return Err(SessionError::BindRefused(e));
             }
         }
@@ -209,6 +243,12 @@ impl Pool {
             }
         }
         let Some(app) = self.app() else { return };
+        if let Some(uid) = session.uid_arc() {
+            // A newer session bound to the same uid keeps the subscriptions.
+            if self.by_uid(&uid).is_none() {
+                app.cluster_unsubscribe_user(&uid).await;
+            }
+        }
         for hook in &self.callbacks.on_close {
             let run = AssertUnwindSafe(hook(app.clone(), session.clone())).catch_unwind();
             if run.await.is_err() {

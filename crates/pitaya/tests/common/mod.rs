@@ -210,7 +210,11 @@ impl Server {
         let (tcp, ws) = (addr("tcp").unwrap(), addr("ws").unwrap());
         let (tls, wss) = (addr("tls"), addr("wss"));
         let handle = app.handle();
-        let run = tokio::spawn(app.run_until(std::future::pending()));
+        let run = tokio::spawn(async move {
+            app.run_until(std::future::pending())
+                .await
+                .expect("a standalone app always starts");
+        });
         Server {
             handle,
             tcp,
