@@ -1,5 +1,7 @@
 //! The built `chat` binary: addresses from the environment, `--heartbeat`, connection
-//! logs and a clean exit on SIGTERM.
+//! logs, the browser page behind `--http`, and a clean exit on SIGTERM.
+
+mod http;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
@@ -146,4 +148,59 @@ async fn binary_serves_configured_addresses_logs_connections_and_exits_on_sigter
         .iter()
         .find(|l| l.contains("connection opened") && l.contains(&remote));
     assert!(opened.is_some(), "an open line names {remote}: {lines:#?}");
+    let page = lines.iter().find(|l| l.contains("chat page"));
+    assert!(page.is_none(), "no page without --http: {page:?}");
+}
+
+#[tokio::test]
+async fn binary_serves_the_page_at_the_logged_url_pointing_at_its_websocket_port() {
+    init_tracing();
+    let ws = free_addr();
+    let mut server = Server::start(
+        &[
+            ("CHAT_TCP_ADDR", free_addr().to_string()),
+            ("CHAT_WS_ADDR", ws.to_string()),
+        ],
+        &["--http", "127.0.0.1:0"],
+    );
+    let line = server.line_with(&["chat page served"]).await;
+
+    // Port 0 was asked for: the log line is the only place the real port shows.
+    let url = line
+        .split_once("url=http://")
+        .map(|(_, rest)| rest.trim_end_matches('/'))
+        .unwrap_or_else(|| panic!("no url in {line:?}"));
+    let page: SocketAddr = url.parse().expect("the url names an address");
+    let reply = http::request(page, "GET", "/config.json").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&reply.body).expect("JSON"),
+        serde_json::json!({ "wsPort": ws.port() })
+    );
+    assert_eq!(http::request(page, "GET", "/").await.status, 200);
+
+    let (status, lines) = server.terminate().await;
+    assert!(status.success(), "chat exited with {status}: {lines:#?}");
+}
+
+#[test]
+fn binary_refuses_the_page_together_with_tls() {
+    let out = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ])
+        .output()
+        .expect("chat binary runs");
+    assert!(!out.status.success(), "chat accepted --http with TLS");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--http"),
+        "the refusal names --http: {stderr}"
+    );
 }
