@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -110,6 +110,8 @@ async function screenshot(page, name) {
 }
 
 before(async () => {
+  // A failure screenshot from an earlier run would pass for this run's.
+  await rm(path.join(ARTIFACTS_DIR, 'chat-browser-failed.png'), { force: true });
   server = await startChat();
   browser = await chromium.launch({
     executablePath: CHROMIUM_BIN,
