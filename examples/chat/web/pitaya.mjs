@@ -42,7 +42,7 @@ const DEFAULTS = Object.freeze({
 });
 
 /**
- * A connected, handshaken Pitaya client.
+ * A connected, handshaken Pitaya client; made by `PitayaClient.connect`.
  *
  * Events: `push` (detail `{route, body}`), `kick`, and `close` (detail `{reason}`), once.
  */
@@ -108,7 +108,7 @@ export class PitayaClient extends EventTarget {
     });
   }
 
-  /** Sends a notify of `body` (JSON) on `route`; the server never answers it. */
+  /** Sends a notify of `body` (JSON) on `route`; throws once the connection is closed. */
   notify(route, body) {
     this.#sendMessage({ type: MessageType.NOTIFY, route, body });
   }
