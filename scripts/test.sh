@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs the whole test suite the way CI does: lint, build, Rust tests, Node interop check.
+# Runs the whole test suite the way CI does: lint, build, Rust tests, Node interop check,
+# browser check.
 #
 # Installs what the suite needs on a fresh Debian machine first: the nats-server and
-# etcd-server packages (cluster tests start their own instances on free ports) and the
-# Node packages of interop/node.
+# etcd-server packages (cluster tests start their own instances on free ports), chromium
+# and a font for the browser check, and the Node packages of interop/node and
+# interop/browser.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,7 +14,7 @@ root="$(pwd)"
 step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages, only when missing; `apt-get update` only if something must be installed.
-apt_packages=(nats-server etcd-server protobuf-compiler)
+apt_packages=(nats-server etcd-server protobuf-compiler chromium fonts-dejavu-core)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -52,3 +54,10 @@ else
     npm install --no-audit --no-fund --loglevel=error
 fi
 CHAT_BIN="$target_dir/debug/chat" node --test
+
+step "browser check (chat page in headless Chromium, client codec)"
+cd "$root/interop/browser"
+npm ci --no-audit --no-fund --loglevel=error
+# The chat test keeps screenshots of the page under target/artifacts.
+CHAT_BIN="$target_dir/debug/chat" ARTIFACTS_DIR="$target_dir/artifacts" \
+    CHROMIUM_BIN=/usr/bin/chromium node --test

@@ -10,13 +10,18 @@
 //!   with that body to every member.
 //!
 //! A member whose connection closes leaves the room. The binary (`main.rs`) adds the
-//! command line; tests build the same app here on ephemeral ports.
+//! command line; tests build the same app here on ephemeral ports. [`serve_page`] serves
+//! the browser page, a chat client written in JavaScript (see the `page` module).
 
 use pitaya::config::Config;
 use pitaya::{
     App, AppHandle, BuildError, Builder, Component, Context, Error, Session, SessionError,
 };
 use serde_json::{json, Value};
+
+mod page;
+
+pub use page::serve_page;
 
 /// The group every member joins.
 pub const ROOM: &str = "room";

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pitaya::acceptor::{TcpAcceptor, TlsConfig, WsAcceptor};
+use pitaya::acceptor::{Acceptor, TcpAcceptor, TlsConfig, WsAcceptor};
 use pitaya::config::Config;
 
 /// Command line, each flag also settable from the environment.
@@ -31,6 +31,11 @@ struct Args {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "CHAT_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// HTTP listen address of the browser chat page; no page unless set.
+    ///
+    /// Not with TLS: the wss acceptor, as Go Pitaya's, refuses a page from another origin.
+    #[arg(long, env = "CHAT_HTTP_ADDR", conflicts_with = "tls_cert")]
+    http: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -72,6 +77,20 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let tls = TlsConfig::from_pem_files(cert, key)?;
         tcp = tcp.with_tls(tls.clone());
         ws = ws.with_tls(tls);
+    }
+
+    if let Some(addr) = args.http {
+        let page = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} (http): {e}"))?;
+        let url = format!("http://{}/", page.local_addr()?);
+        let ws_port = ws.local_addr().port();
+        tokio::spawn(async move {
+            if let Err(e) = chat::serve_page(page, ws_port).await {
+                tracing::error!(error = %e, "chat page stopped");
+            }
+        });
+        tracing::info!(%url, "chat page served");
     }
 
     let app = chat::build(chat::builder(config).acceptor(tcp).acceptor(ws)).await?;

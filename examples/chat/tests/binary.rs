@@ -1,5 +1,7 @@
 //! The built `chat` binary: addresses from the environment, `--heartbeat`, connection
-//! logs and a clean exit on SIGTERM.
+//! logs, the browser page behind `--http`, and a clean exit on SIGTERM.
+
+mod http;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
@@ -146,4 +148,68 @@ async fn binary_serves_configured_addresses_logs_connections_and_exits_on_sigter
         .iter()
         .find(|l| l.contains("connection opened") && l.contains(&remote));
     assert!(opened.is_some(), "an open line names {remote}: {lines:#?}");
+    let page = lines.iter().find(|l| l.contains("chat page"));
+    assert!(page.is_none(), "no page without --http: {page:?}");
+}
+
+#[tokio::test]
+async fn binary_serves_the_page_at_the_logged_url_pointing_at_its_websocket_port() {
+    init_tracing();
+    // Every port is picked by the kernel: the page must report the bound one.
+    let mut server = Server::start(
+        &[
+            ("CHAT_TCP_ADDR", "127.0.0.1:0".to_owned()),
+            ("CHAT_WS_ADDR", "127.0.0.1:0".to_owned()),
+        ],
+        &["--http", "127.0.0.1:0"],
+    );
+    let line = server.line_with(&["chat page served"]).await;
+    let url = line
+        .split_once("url=http://")
+        .map(|(_, rest)| rest.trim_end_matches('/'))
+        .unwrap_or_else(|| panic!("no url in {line:?}"));
+    let page: SocketAddr = url.parse().expect("the url names an address");
+
+    assert_eq!(http::request(page, "GET", "/").await.status, 200);
+    let reply = http::request(page, "GET", "/config.json").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let config: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+    let ws_port = config["wsPort"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("no port in {config}"));
+
+    // The app's accept loops run once it logs this; a SIGTERM before would kill it.
+    server.line_with(&["server started"]).await;
+    let mut client = RawClient::ws(SocketAddr::from(([127, 0, 0, 1], ws_port)))
+        .await
+        .expect("connect to the page's websocket port");
+    let hello = client.handshake().await.expect("handshake there");
+    assert_eq!(hello.sys.serializer, "json");
+    drop(client);
+
+    let (status, lines) = server.terminate().await;
+    assert!(status.success(), "chat exited with {status}: {lines:#?}");
+}
+
+#[test]
+fn binary_refuses_the_page_together_with_tls() {
+    let out = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ])
+        .output()
+        .expect("chat binary runs");
+    assert!(!out.status.success(), "chat accepted --http with TLS");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--http"),
+        "the refusal names --http: {stderr}"
+    );
 }
