@@ -71,7 +71,8 @@ impl App {
     ///
     /// In cluster mode, when the RPC transport or service discovery cannot start.
     pub async fn run(self) -> Result<(), StartError> {
-        self.run_until(shutdown_signal()).await
+        let signal = shutdown_signal();
+        self.run_until(signal).await
     }
 
     /// Runs until `signal` completes or [`AppHandle::shutdown`] is called.
@@ -187,26 +188,39 @@ async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Returns a future that completes on SIGINT or SIGTERM.
+///
+/// The handlers are installed here, before the server says it started: a signal
+/// arriving right after that log line must shut it down gracefully, not kill it.
+fn shutdown_signal() -> impl Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => drop(s.recv().await),
+                    None => std::future::pending().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => drop(s.recv().await),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = term => {}
+                () = int => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }
