@@ -1,0 +1,100 @@
+//! `cluster-chat`: runs one server of the clustered chat, a connector or a room.
+//!
+//! Every server needs NATS and etcd; their addresses come from the Pitaya config keys
+//! (file or `PITAYA_*` environment), for example
+//! `PITAYA_CLUSTER_RPC_CLIENT_NATS_CONNECT`, `PITAYA_CLUSTER_RPC_SERVER_NATS_CONNECT`,
+//! `PITAYA_CLUSTER_SD_ETCD_ENDPOINTS` and, for rooms, `PITAYA_GROUPS_ETCD_ENDPOINTS`.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use pitaya::acceptor::{Acceptor, TcpAcceptor, WsAcceptor};
+use pitaya::cluster::{EtcdSd, NatsRpc};
+use pitaya::config::Config;
+use pitaya::groups::EtcdGroupStore;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(name = "cluster-chat", about = "One server of the clustered pitaya-rs chat")]
+struct Args {
+    /// Config file (TOML or YAML) with Pitaya keys under `pitaya`.
+    #[arg(long, global = true, env = "CHAT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Debug, Subcommand)]
+enum Role {
+    /// A frontend: client connections over TCP and WebSocket.
+    Connector {
+        /// TCP listen address.
+        #[arg(long, env = "CHAT_TCP_ADDR", default_value = "127.0.0.1:3250")]
+        tcp: SocketAddr,
+        /// WebSocket listen address (any path is accepted).
+        #[arg(long, env = "CHAT_WS_ADDR", default_value = "127.0.0.1:3251")]
+        ws: SocketAddr,
+    },
+    /// A backend running the room.
+    Room,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let ansi = std::io::stdout().is_terminal();
+    tracing_subscriber::fmt()
+        .with_ansi(ansi)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cluster-chat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::load()?,
+    };
+    match args.role {
+        Role::Connector { tcp, ws } => {
+            let tcp = TcpAcceptor::bind(tcp)
+                .await
+                .map_err(|e| format!("cannot listen on {tcp} (tcp): {e}"))?;
+            let ws = WsAcceptor::bind(ws)
+                .await
+                .map_err(|e| format!("cannot listen on {ws} (websocket): {e}"))?;
+            tracing::info!(tcp = %tcp.local_addr(), ws = %ws.local_addr(), "connector listening");
+            let app = cluster_chat::connector(config)
+                .acceptor(tcp)
+                .acceptor(ws)
+                .cluster(NatsRpc, EtcdSd)
+                .build()?;
+            app.run().await?;
+        }
+        Role::Room => {
+            let groups = EtcdGroupStore::connect(&config.groups.etcd)
+                .await
+                .map_err(|e| format!("etcd group store: {e}"))?;
+            let app = cluster_chat::room(config)
+                .backend()
+                .groups(Arc::new(groups))
+                .cluster(NatsRpc, EtcdSd)
+                .build()?;
+            cluster_chat::ensure_room(&app.handle()).await?;
+            app.run().await?;
+        }
+    }
+    Ok(())
+}

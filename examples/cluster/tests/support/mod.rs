@@ -1,0 +1,217 @@
+//! Server processes of the clustered chat, against a real NATS and etcd.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pitaya::cluster::etcd_client::{Client, GetOptions};
+use pitaya_test_support::{EtcdServer, NatsServer, RawClient};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+/// Longest wait for anything; generous for a loaded CI machine.
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
+
+/// Real NATS and etcd on free ports.
+pub(crate) struct Infra {
+    pub(crate) nats: NatsServer,
+    pub(crate) etcd: EtcdServer,
+}
+
+impl Infra {
+    pub(crate) fn start() -> Infra {
+        pitaya_test_support::init_tracing();
+        Infra {
+            nats: NatsServer::start().expect("nats-server starts"),
+            etcd: EtcdServer::start().expect("etcd starts"),
+        }
+    }
+
+    /// Returns the environment every server of the cluster gets.
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PITAYA_CLUSTER_RPC_CLIENT_NATS_CONNECT", self.nats.url()),
+            ("PITAYA_CLUSTER_RPC_SERVER_NATS_CONNECT", self.nats.url()),
+            ("PITAYA_CLUSTER_RPC_CLIENT_NATS_RECONNECTWAIT", "200ms".into()),
+            ("PITAYA_CLUSTER_RPC_SERVER_NATS_RECONNECTWAIT", "200ms".into()),
+            ("PITAYA_CLUSTER_SD_ETCD_ENDPOINTS", self.etcd.endpoint()),
+            ("PITAYA_GROUPS_ETCD_ENDPOINTS", self.etcd.endpoint()),
+            // A killed server's record goes away quickly.
+            ("PITAYA_CLUSTER_SD_ETCD_HEARTBEAT_TTL", "2s".into()),
+            ("PITAYA_CLUSTER_SD_ETCD_GRANTLEASE_RETRYINTERVAL", "200ms".into()),
+            ("PITAYA_CLUSTER_SD_ETCD_SYNCSERVERS_INTERVAL", "1s".into()),
+            ("PITAYA_CLUSTER_SD_ETCD_SHUTDOWN_DELAY", "0s".into()),
+        ]
+    }
+
+    /// Returns the ids of the servers of `server_type` registered in etcd.
+    pub(crate) async fn registered(&self, server_type: &str) -> Vec<String> {
+        let Ok(mut client) = Client::connect([self.etcd.endpoint()], None).await else {
+            return Vec::new();
+        };
+        let prefix = format!("pitaya/servers/{server_type}/");
+        let opts = GetOptions::new().with_prefix().with_keys_only();
+        let Ok(resp) = client.get(prefix.as_str(), Some(opts)).await else {
+            return Vec::new();
+        };
+        resp.kvs()
+            .iter()
+            .filter_map(|kv| kv.key_str().ok())
+            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
+            .collect()
+    }
+}
+
+/// One `cluster-chat` process and every line it writes; killed on drop.
+pub(crate) struct Proc {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Proc {
+    pub(crate) fn start(infra: &Infra, args: &[&str]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cluster-chat"))
+            .args(args)
+            .envs(infra.env())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cluster-chat starts");
+        let (tx, lines) = mpsc::unbounded_channel();
+        forward(child.stdout.take().expect("piped stdout"), tx.clone());
+        forward(child.stderr.take().expect("piped stderr"), tx);
+        Proc {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Returns the first line from now on containing every one of `needles`.
+    pub(crate) async fn line_with(&mut self, needles: &[&str]) -> String {
+        let wait = async {
+            while let Some(line) = self.lines.recv().await {
+                self.seen.push(line.clone());
+                if needles.iter().all(|n| line.contains(n)) {
+                    return line;
+                }
+            }
+            panic!("exited without logging {needles:?}: {:#?}", self.seen);
+        };
+        match timeout(WAIT, wait).await {
+            Ok(line) => line,
+            Err(_) => panic!("no {needles:?} logged in time: {:#?}", self.seen),
+        }
+    }
+
+    /// Returns this server's id, once it joined the cluster.
+    pub(crate) async fn joined(&mut self) -> String {
+        let line = self.line_with(&["joined the cluster"]).await;
+        field(&line, "server_id").expect("server_id in the join line")
+    }
+
+    /// Kills the process with SIGKILL: no goodbye to etcd or NATS.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A connector process and its client addresses.
+pub(crate) struct Connector {
+    pub(crate) proc: Proc,
+    pub(crate) tcp: SocketAddr,
+    pub(crate) ws: SocketAddr,
+    pub(crate) id: String,
+}
+
+impl Connector {
+    pub(crate) async fn start(infra: &Infra) -> Connector {
+        let args = ["connector", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"];
+        let mut proc = Proc::start(infra, &args);
+        let line = proc.line_with(&["connector listening"]).await;
+        let addr = |name| {
+            field(&line, name)
+                .and_then(|a| a.parse().ok())
+                .expect("address in the listening line")
+        };
+        let (tcp, ws) = (addr("tcp"), addr("ws"));
+        let id = proc.joined().await;
+        Connector { proc, tcp, ws, id }
+    }
+
+    /// Returns a TCP client, handshake done.
+    pub(crate) async fn tcp_client(&self) -> RawClient {
+        let mut c = RawClient::tcp(self.tcp).await.unwrap();
+        c.handshake().await.unwrap();
+        c
+    }
+
+    /// Returns a WebSocket client, handshake done.
+    pub(crate) async fn ws_client(&self) -> RawClient {
+        let mut c = RawClient::ws(self.ws).await.unwrap();
+        c.handshake().await.unwrap();
+        c
+    }
+}
+
+/// Returns the value of `name=value` in a log line.
+fn field(line: &str, name: &str) -> Option<String> {
+    let start = line.find(&format!("{name}="))? + name.len() + 1;
+    let rest = &line[start..];
+    let end = rest.find(' ').unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"').to_owned())
+}
+
+fn forward(out: impl Read + Send + 'static, tx: mpsc::UnboundedSender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Sends a join as request `id`; returns whether it succeeded and the answer.
+pub(crate) async fn join(c: &mut RawClient, id: u64, nick: &str) -> (bool, Value) {
+    let body = serde_json::json!({ "name": nick }).to_string();
+    c.request(id, "room.room.join", body.as_bytes()).await.unwrap();
+    let resp = c.recv_response().await.unwrap();
+    assert_eq!(resp.id, id);
+    (!resp.error, pitaya_test_support::json(&resp))
+}
+
+/// Returns once `check` is true, polling; panics after [`WAIT`] naming `what`.
+pub(crate) async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
