@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::timeout;
 
-use crate::acceptor::Acceptor;
+use crate::acceptor::{Acceptor, ConnectionLimit};
 use crate::agent;
 use crate::groups::MemoryGroupStore;
 
@@ -79,10 +79,11 @@ impl App {
         let sweeper = self
             .memory_groups
             .spawn_sweeper(cfg.groups.memory.tick_duration, shared.shutdown.clone());
+        let limit = ConnectionLimit::new(cfg.acceptor.max_connections);
         let loops: Vec<_> = self
             .acceptors
             .iter()
-            .map(|a| tokio::spawn(accept_loop(self.handle.clone(), a.clone())))
+            .map(|a| tokio::spawn(accept_loop(self.handle.clone(), a.clone(), limit.clone())))
             .collect();
 
         tokio::select! {
@@ -124,7 +125,7 @@ impl App {
     }
 }
 
-async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>) {
+async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>, limit: ConnectionLimit) {
     let transport = acceptor.transport();
     let max = app.config().conn.max_packet_size;
     let stop = app.shared.shutdown.clone();
@@ -135,8 +136,15 @@ async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>) {
         };
         match accepted {
             Ok((incoming, remote)) => {
+                // Over `pitaya.acceptor.maxconnections`: dropping `incoming` closes it.
+                let Some(slot) = limit.admit(remote, transport) else {
+                    continue;
+                };
                 let conn = agent::serve(app.clone(), incoming, remote, transport);
-                app.shared.conns.spawn(conn);
+                app.shared.conns.spawn(async move {
+                    conn.await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: say so, back off a little, go on.

@@ -233,6 +233,9 @@ impl Config {
                 self.conn.max_packet_size
             ));
         }
+        if self.conn.rate_limiting.limit == 0 {
+            return invalid("pitaya.conn.ratelimiting.limit must be greater than zero".into());
+        }
         if self.groups.memory.tick_duration.is_zero() {
             return invalid("pitaya.groups.memory.tickduration must be greater than zero".into());
         }
