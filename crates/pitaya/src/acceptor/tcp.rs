@@ -156,6 +156,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn proxy_header_and_first_packet_in_one_write_are_both_read() {
+        let acceptor = TcpAcceptor::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .with_proxy_protocol();
+        let mut client = TcpStream::connect(acceptor.local_addr()).await.unwrap();
+        let mut bytes = b"PROXY TCP6 2001:db8::5 2001:db8::1 50000 3250\r\n".to_vec();
+        bytes.extend_from_slice(&[4, 0, 0, 2, b'h', b'i']);
+        client.write_all(&bytes).await.unwrap();
+
+        let (incoming, socket_peer) = acceptor.accept(1024).await.unwrap();
+        assert_eq!(socket_peer, client.local_addr().unwrap());
+        let mut conn = incoming.await.unwrap();
+        assert_eq!(
+            conn.remote_addr,
+            Some("[2001:db8::5]:50000".parse().unwrap())
+        );
+        let packet = conn.stream.next().await.unwrap().unwrap();
+        assert_eq!(packet, Packet::new(PacketType::Data, &b"hi"[..]));
+    }
+
+    #[tokio::test]
+    async fn without_proxy_protocol_the_connection_has_no_reported_address() {
+        let (_client, conn) = connect(1024).await;
+        assert_eq!(conn.remote_addr, None);
+    }
+
+    #[tokio::test]
     async fn transport_is_tcp_without_tls() {
         let acceptor = TcpAcceptor::bind("127.0.0.1:0").await.unwrap();
         assert_eq!(acceptor.transport(), "tcp");
