@@ -282,6 +282,8 @@ impl Default for DrainConfig {
 pub struct GroupsConfig {
     /// The in-memory group store.
     pub memory: MemoryGroupsConfig,
+    /// The etcd group store.
+    pub etcd: super::EtcdGroupsConfig,
 }
 
 /// In-memory group store settings (key `pitaya.groups.memory`).

@@ -49,6 +49,10 @@ fn defaults_match_pitaya() {
     assert_eq!(c.session.drain.timeout, Duration::from_secs(6 * 3600));
     assert_eq!(c.session.drain.period, Duration::from_secs(5));
     assert_eq!(c.groups.memory.tick_duration, Duration::from_secs(30));
+    assert_eq!(c.groups.etcd.endpoints, ["localhost:2379"]);
+    assert_eq!(c.groups.etcd.prefix, "pitaya/");
+    assert_eq!(c.groups.etcd.dial_timeout, Duration::from_secs(5));
+    assert_eq!(c.groups.etcd.transaction_timeout, Duration::from_secs(5));
     assert_eq!(c.shutdown.timeout, Duration::from_secs(10));
 }
 
@@ -314,6 +318,20 @@ fn acceptor_keys_come_from_the_environment() {
         let c = Config::load().map_err(|e| e.to_string())?;
         assert!(c.acceptor.proxy_protocol);
         assert_eq!(c.acceptor.max_connections, 5000);
+        Ok(())
+    });
+}
+
+#[test]
+fn groups_etcd_keys_come_from_the_environment() {
+    jailed(|jail| {
+        jail.set_env("PITAYA_GROUPS_ETCD_ENDPOINTS", "etcd1:2379,etcd2:2379");
+        jail.set_env("PITAYA_GROUPS_ETCD_PREFIX", "game/");
+        jail.set_env("PITAYA_GROUPS_ETCD_TRANSACTIONTIMEOUT", "2s");
+        let c = Config::load().map_err(|e| e.to_string())?;
+        assert_eq!(c.groups.etcd.endpoints, ["etcd1:2379", "etcd2:2379"]);
+        assert_eq!(c.groups.etcd.prefix, "game/");
+        assert_eq!(c.groups.etcd.transaction_timeout, Duration::from_secs(2));
         Ok(())
     });
 }
