@@ -85,7 +85,10 @@ impl EtcdGroupStore {
         // The client connects lazily; one read tells an unreachable etcd now, as Go's
         // blocking dial does, instead of at the first group call.
         let store = Self::with_client(client.clone(), config);
-        let probe = client.get(store.root.clone(), Some(GetOptions::new().with_count_only()));
+        let probe = client.get(
+            store.root.clone(),
+            Some(GetOptions::new().with_count_only()),
+        );
         within(config.dial_timeout, "connect", probe).await?;
         Ok(store)
     }
