@@ -1,5 +1,9 @@
 //! The app: building it, running it, stopping it gracefully.
 //!
+//! With `pitaya.session.drain.enabled`, a SIGTERM first lets the clients leave on their
+//! own: the app serves on until no session is left, `drain.timeout` passes or another
+//! signal comes (spec 14.6).
+//!
 //! Shutdown (on SIGINT, SIGTERM or [`AppHandle::shutdown`]) goes in this order: stop
 //! accepting; let requests in flight finish, up to `pitaya.shutdown.timeout`; ask every
 //! session to close once its queued writes are out; wait for the connections to end
@@ -17,6 +21,7 @@ use crate::agent;
 use crate::groups::MemoryGroupStore;
 
 mod builder;
+mod drain;
 mod handle;
 
 pub use builder::{BuildError, Builder};
@@ -59,8 +64,12 @@ impl App {
     }
 
     /// Runs until SIGINT, SIGTERM or [`AppHandle::shutdown`], then shuts down gracefully.
+    ///
+    /// With `pitaya.session.drain.enabled`, SIGTERM first waits for the sessions to
+    /// end, as the module docs describe.
     pub async fn run(self) {
-        self.run_until(shutdown_signal()).await;
+        let app = self.handle();
+        self.run_until(drain::signal_then_drain(app)).await;
     }
 
     /// Runs until `signal` completes or [`AppHandle::shutdown`] is called.
@@ -152,29 +161,5 @@ async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>, limit: 
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }
