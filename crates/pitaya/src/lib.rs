@@ -9,14 +9,14 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`app`] | [`App`], its [`Builder`], run and graceful shutdown; [`AppHandle`] |
-//! | [`acceptor`] | where connections come from: TCP, WebSocket, TLS |
+//! | [`acceptor`] | where connections come from: TCP, WebSocket, TLS, PROXY protocol, rate limit |
 //! | `agent` | the task owning each connection: state machine, heartbeats, writes |
 //! | [`session`] | [`Session`]: uid binding, data, push, kick, close callbacks |
 //! | [`handler`] | [`Component`]s of request and notify handlers, [`Context`] |
 //! | [`pipeline`] | hooks before and after every handler |
 //! | [`serialize`] | [`Serializer`] trait, JSON and Protobuf |
 //! | [`cluster`] | cluster mode: [`cluster::ServerInfo`], service discovery, RPC |
-//! | [`groups`] | [`GroupStore`] trait and its in-memory implementation |
+//! | [`groups`] | [`GroupStore`] trait, in memory and in etcd |
 //! | [`config`] | typed [`Config`]: defaults, file, `PITAYA_*` environment |
 //! | [`route`] | route parsing |
 //!
@@ -32,7 +32,7 @@
 //! | `ws` | yes | [`acceptor::WsAcceptor`] |
 //! | `tls` | yes | [`acceptor::TlsConfig`] for TCP and WebSocket |
 //! | `protobuf` | yes | [`serialize::ProtobufSerializer`] and [`serialize::Proto`] |
-//! | `etcd` | no | `cluster::EtcdDiscovery`, service discovery in etcd; building it needs `protoc` |
+//! | `etcd` | no | `cluster::EtcdDiscovery` and `groups::EtcdGroupStore`, in etcd; building it needs `protoc` |
 //! | `nats` | no | `cluster::rpc::NatsRpcClient` and `NatsRpcServer`, cluster RPC over NATS |
 //!
 //! # Examples

@@ -13,6 +13,11 @@
 //! | [`TcpAcceptor`] | raw TCP, packets framed by their 4-byte header |
 //! | [`WsAcceptor`] | WebSocket, exactly one packet per message (feature `ws`) |
 //! | [`TlsConfig`] | TLS for either of them (feature `tls`) |
+//! | [`RateLimitingAcceptor`] | wrapper dropping packets over a per-connection rate |
+//!
+//! A TCP acceptor can also expect a PROXY protocol header on every connection
+//! ([`TcpAcceptor::with_proxy_protocol`], config `pitaya.acceptor.proxyprotocol`); the
+//! session then sees the client's address from the header.
 
 use std::fmt;
 use std::future::Future;
@@ -24,16 +29,23 @@ use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use pitaya_protocol::Packet;
 
+mod conn_limit;
 mod framed;
 mod listener;
+mod proxy_protocol;
+mod rate_limit;
 mod tcp;
 #[cfg(feature = "tls")]
 mod tls;
 #[cfg(feature = "ws")]
 mod ws;
 
+pub(crate) use conn_limit::ConnectionLimit;
 #[cfg(feature = "tls")]
 pub(crate) use framed::framed_conn;
+pub(crate) use proxy_protocol::is_proxy_header_error;
+pub use proxy_protocol::ProxyHeaderError;
+pub use rate_limit::{ExceededCounter, RateLimitingAcceptor};
 pub use tcp::TcpAcceptor;
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
@@ -56,18 +68,40 @@ pub type Incoming = Pin<Box<dyn Future<Output = io::Result<PacketConn>> + Send>>
 pub struct PacketConn {
     pub(crate) stream: PacketStream,
     pub(crate) sink: PacketSink,
+    /// The client's address when the transport learnt it from a proxy (spec 1.7).
+    pub(crate) remote_addr: Option<SocketAddr>,
 }
 
 impl PacketConn {
     /// Returns a connection made of a packet stream and a packet sink.
     pub fn new(stream: PacketStream, sink: PacketSink) -> Self {
-        PacketConn { stream, sink }
+        PacketConn {
+            stream,
+            sink,
+            remote_addr: None,
+        }
+    }
+
+    /// Returns this connection with the client address a proxy reported for it.
+    ///
+    /// The session reports this address instead of the socket's peer address.
+    pub fn with_remote_addr(mut self, addr: SocketAddr) -> Self {
+        self.remote_addr = Some(addr);
+        self
+    }
+
+    /// Returns this connection with its packet stream passed through `f`.
+    pub(crate) fn map_stream(mut self, f: impl FnOnce(PacketStream) -> PacketStream) -> Self {
+        self.stream = f(self.stream);
+        self
     }
 }
 
 impl fmt::Debug for PacketConn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PacketConn").finish_non_exhaustive()
+        f.debug_struct("PacketConn")
+            .field("remote_addr", &self.remote_addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,6 +130,16 @@ pub trait Acceptor: Send + Sync + fmt::Debug + 'static {
     ///
     /// Must be cancel safe: the accept loop drops it at shutdown.
     async fn accept(&self, max_packet_size: usize) -> io::Result<(Incoming, SocketAddr)>;
+
+    /// Returns whether connections accepted from now on must open with a PROXY
+    /// protocol header (spec 1.7), after asking for it.
+    ///
+    /// The app calls this on every acceptor when `pitaya.acceptor.proxyprotocol` is
+    /// on. The default, for transports without PROXY protocol support (WebSocket, as
+    /// in Pitaya), changes nothing and returns false.
+    fn enable_proxy_protocol(&self) -> bool {
+        false
+    }
 }
 
 /// Returns an `InvalidData` I/O error carrying a protocol decode error.

@@ -1,12 +1,15 @@
-//! Raw TCP acceptor, optionally with TLS (spec 1.4, 1.5).
+//! Raw TCP acceptor, optionally with TLS and a PROXY protocol header (spec 1.4, 1.5, 1.7).
 
-use std::io;
+use std::io::{self, Cursor};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, ToSocketAddrs};
 
 use super::framed::framed_halves;
 use super::listener::Listener;
+use super::proxy_protocol::read_header;
 #[cfg(feature = "tls")]
 use super::{framed_conn, TlsConfig};
 use super::{Acceptor, Incoming};
@@ -14,6 +17,10 @@ use super::{Acceptor, Incoming};
 /// Acceptor for Pitaya clients over plain TCP, or TLS over TCP.
 ///
 /// Packets are framed by their 4-byte header; clients may split or coalesce them freely.
+///
+/// Behind a load balancer, [`with_proxy_protocol`](Self::with_proxy_protocol) makes every
+/// connection open with a PROXY protocol header, read before any TLS handshake; the
+/// session then reports the client address from the header.
 ///
 /// # Examples
 ///
@@ -28,6 +35,8 @@ use super::{Acceptor, Incoming};
 #[derive(Debug)]
 pub struct TcpAcceptor {
     inner: Listener,
+    /// Whether connections must open with a PROXY protocol header.
+    proxy_protocol: AtomicBool,
 }
 
 // ===== impl TcpAcceptor =====
@@ -43,7 +52,19 @@ impl TcpAcceptor {
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
         Ok(TcpAcceptor {
             inner: Listener::bind(addr).await?,
+            proxy_protocol: AtomicBool::new(false),
         })
+    }
+
+    /// Returns this acceptor requiring a PROXY protocol header, v1 or v2, first on
+    /// every connection.
+    ///
+    /// A connection whose header is missing, malformed or names no client address
+    /// (`LOCAL`, `UNKNOWN`) is closed, with a warning naming why. The app turns this
+    /// on for every TCP acceptor when `pitaya.acceptor.proxyprotocol` is true.
+    pub fn with_proxy_protocol(self) -> Self {
+        self.proxy_protocol.store(true, Ordering::Relaxed);
+        self
     }
 
     /// Returns this acceptor serving TLS with `tls`; its transport becomes `tls`.
@@ -55,6 +76,9 @@ impl TcpAcceptor {
 
     /// Returns the future that turns an accepted socket into a packet connection.
     fn incoming(&self, stream: TcpStream, max_packet_size: usize) -> Incoming {
+        if self.proxy_protocol.load(Ordering::Relaxed) {
+            return self.incoming_proxied(stream, max_packet_size);
+        }
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.inner.tls {
             let tls = tls.clone();
@@ -66,6 +90,25 @@ impl TcpAcceptor {
         let (read, write) = stream.into_split();
         let conn = framed_halves(read, write, max_packet_size);
         Box::pin(std::future::ready(Ok(conn)))
+    }
+
+    /// Returns the future that reads the PROXY header, then does what `incoming` does.
+    fn incoming_proxied(&self, stream: TcpStream, max_packet_size: usize) -> Incoming {
+        #[cfg(feature = "tls")]
+        let tls = self.inner.tls.clone();
+        Box::pin(async move {
+            let (mut read, write) = stream.into_split();
+            let (client, rest) = read_header(&mut read).await?;
+            // Whatever was read past the header belongs to the stream that follows.
+            let read = Cursor::new(rest).chain(read);
+
+            #[cfg(feature = "tls")]
+            if let Some(tls) = tls {
+                let stream = tls.acceptor().accept(tokio::io::join(read, write)).await?;
+                return Ok(framed_conn(stream, max_packet_size).with_remote_addr(client));
+            }
+            Ok(framed_halves(read, write, max_packet_size).with_remote_addr(client))
+        })
     }
 }
 
@@ -87,6 +130,11 @@ impl Acceptor for TcpAcceptor {
         let (stream, addr) = self.inner.accept().await?;
         Ok((self.incoming(stream, max_packet_size), addr))
     }
+
+    fn enable_proxy_protocol(&self) -> bool {
+        self.proxy_protocol.store(true, Ordering::Relaxed);
+        true
+    }
 }
 
 #[cfg(test)]
@@ -105,6 +153,34 @@ mod tests {
         let (incoming, addr) = acceptor.accept(max_packet_size).await.unwrap();
         assert_eq!(addr, client.local_addr().unwrap());
         (client, incoming.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn proxy_header_and_first_packet_in_one_write_are_both_read() {
+        let acceptor = TcpAcceptor::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .with_proxy_protocol();
+        let mut client = TcpStream::connect(acceptor.local_addr()).await.unwrap();
+        let mut bytes = b"PROXY TCP6 2001:db8::5 2001:db8::1 50000 3250\r\n".to_vec();
+        bytes.extend_from_slice(&[4, 0, 0, 2, b'h', b'i']);
+        client.write_all(&bytes).await.unwrap();
+
+        let (incoming, socket_peer) = acceptor.accept(1024).await.unwrap();
+        assert_eq!(socket_peer, client.local_addr().unwrap());
+        let mut conn = incoming.await.unwrap();
+        assert_eq!(
+            conn.remote_addr,
+            Some("[2001:db8::5]:50000".parse().unwrap())
+        );
+        let packet = conn.stream.next().await.unwrap().unwrap();
+        assert_eq!(packet, Packet::new(PacketType::Data, &b"hi"[..]));
+    }
+
+    #[tokio::test]
+    async fn without_proxy_protocol_the_connection_has_no_reported_address() {
+        let (_client, conn) = connect(1024).await;
+        assert_eq!(conn.remote_addr, None);
     }
 
     #[tokio::test]

@@ -259,6 +259,34 @@ mod tests {
         assert_eq!(got, [3, 0, 0, 0]);
     }
 
+    #[tokio::test]
+    async fn proxy_header_is_read_in_clear_before_the_tls_handshake() {
+        let cert = TestCert::new("proxy");
+        let acceptor = TcpAcceptor::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .with_tls(cert.server_config())
+            .with_proxy_protocol();
+
+        let mut tcp = TcpStream::connect(acceptor.local_addr()).await.unwrap();
+        tcp.write_all(b"PROXY TCP4 198.51.100.9 192.0.2.1 40001 3250\r\n")
+            .await
+            .unwrap();
+        let (incoming, _) = acceptor.accept(1024).await.unwrap();
+        let server = tokio::spawn(incoming);
+        let mut client = cert.connect(tcp).await;
+        let mut conn = server.await.unwrap().unwrap();
+        assert_eq!(
+            conn.remote_addr,
+            Some("198.51.100.9:40001".parse().unwrap())
+        );
+
+        client.write_all(&[3, 0, 0, 0]).await.unwrap();
+        client.flush().await.unwrap();
+        let packet = conn.stream.next().await.unwrap().unwrap();
+        assert_eq!(packet, Packet::heartbeat());
+    }
+
     #[test]
     fn missing_file_is_a_read_error() {
         let cert = TestCert::new("missing");

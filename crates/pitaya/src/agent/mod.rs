@@ -23,7 +23,7 @@ use std::panic::AssertUnwindSafe;
 use futures_util::{FutureExt, SinkExt};
 use tracing::Instrument;
 
-use crate::acceptor::{Incoming, PacketConn};
+use crate::acceptor::{is_proxy_header_error, Incoming, PacketConn};
 use crate::session::{write_queue, QueueReceiver, Session};
 use crate::AppHandle;
 
@@ -82,6 +82,11 @@ pub(crate) async fn serve(
     let cfg = app.config();
     let conn = match tokio::time::timeout(cfg.conn.handshake_timeout, incoming).await {
         Ok(Ok(conn)) => conn,
+        Ok(Err(e)) if is_proxy_header_error(&e) => {
+            // A misconfigured balancer, or a client going around it: worth a warning.
+            tracing::warn!(remote = %remote, transport, error = %e, "PROXY header refused; connection closed");
+            return;
+        }
         Ok(Err(e)) => {
             tracing::debug!(remote = %remote, transport, error = %e, "transport handshake failed");
             return;
@@ -92,6 +97,8 @@ pub(crate) async fn serve(
         }
     };
 
+    // Behind a proxy, the client is the one its PROXY header names (spec 1.7).
+    let remote = conn.remote_addr.unwrap_or(remote);
     let (tx, rx) = write_queue(cfg.buffer.agent.messages);
     let session = app.pool().create(remote, tx);
     let span = tracing::info_span!("conn", session_id = session.id(), remote = %remote, transport);
@@ -101,7 +108,9 @@ pub(crate) async fn serve(
 async fn run(app: AppHandle, session: Session, conn: PacketConn, rx: QueueReceiver) {
     tracing::info!(target: "pitaya::connection", "connection opened");
     let cfg = app.config();
-    let PacketConn { stream, mut sink } = conn;
+    let PacketConn {
+        stream, mut sink, ..
+    } = conn;
     let io = async {
         let read = reader::read_loop(&app, &session, stream);
         let write = writer::write_loop(&session, &mut sink, rx, cfg.buffer.agent.conn_timeout);

@@ -299,6 +299,14 @@ impl Builder {
         }
         let cfg = self.config;
         cfg.validate()?;
+        if cfg.acceptor.proxy_protocol {
+            for acceptor in &self.acceptors {
+                if !acceptor.enable_proxy_protocol() {
+                    let transport = acceptor.transport();
+                    tracing::debug!(transport, "PROXY protocol does not apply to this acceptor");
+                }
+            }
+        }
         let serializer = match self.serializer {
             Some(s) => s,
             None => serialize::by_type(cfg.serializer_type)

@@ -3,6 +3,10 @@
 //! In cluster mode, running starts the RPC client, the RPC server and service discovery,
 //! in that order, before the first connection is accepted.
 //!
+//! With `pitaya.session.drain.enabled`, a SIGTERM first lets the clients leave on their
+//! own: the app serves on until no session is left, `drain.timeout` passes or another
+//! signal comes (spec 14.6).
+//!
 //! Shutdown (on SIGINT, SIGTERM or [`AppHandle::shutdown`]) goes in this order: leave
 //! service discovery, so no server picks this one any more; stop accepting; let
 //! requests in flight finish, up to `pitaya.shutdown.timeout`; ask every session to
@@ -17,12 +21,13 @@ use std::time::Duration;
 
 use tokio::time::timeout;
 
-use crate::acceptor::Acceptor;
+use crate::acceptor::{Acceptor, ConnectionLimit};
 use crate::agent;
 use crate::groups::MemoryGroupStore;
 
 mod builder;
 pub(crate) mod cluster;
+mod drain;
 mod handle;
 
 pub use builder::{BuildError, Builder};
@@ -67,12 +72,18 @@ impl App {
 
     /// Runs until SIGINT, SIGTERM or [`AppHandle::shutdown`], then shuts down gracefully.
     ///
+    /// With `pitaya.session.drain.enabled`, SIGTERM first waits for the sessions to
+    /// end, as the module docs describe.
+    ///
     /// # Errors
     ///
     /// In cluster mode, when the RPC transport or service discovery cannot start.
     pub async fn run(self) -> Result<(), StartError> {
-        let signal = shutdown_signal();
-        self.run_until(signal).await
+        // Installed before the server says it started: a signal arriving right after
+        // that log line must shut it down gracefully, not kill it.
+        let signals = drain::Signals::install();
+        let app = self.handle();
+        self.run_until(drain::signal_then_drain(app, signals)).await
     }
 
     /// Runs until `signal` completes or [`AppHandle::shutdown`] is called.
@@ -111,10 +122,11 @@ impl App {
         let sweeper = self
             .memory_groups
             .spawn_sweeper(cfg.groups.memory.tick_duration, shared.shutdown.clone());
+        let limit = ConnectionLimit::new(cfg.acceptor.max_connections);
         let loops: Vec<_> = self
             .acceptors
             .iter()
-            .map(|a| tokio::spawn(accept_loop(self.handle.clone(), a.clone())))
+            .map(|a| tokio::spawn(accept_loop(self.handle.clone(), a.clone(), limit.clone())))
             .collect();
 
         tokio::select! {
@@ -165,7 +177,7 @@ impl App {
     }
 }
 
-async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>) {
+async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>, limit: ConnectionLimit) {
     let transport = acceptor.transport();
     let max = app.config().conn.max_packet_size;
     let stop = app.shared.shutdown.clone();
@@ -176,51 +188,21 @@ async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>) {
         };
         match accepted {
             Ok((incoming, remote)) => {
+                // Over `pitaya.acceptor.maxconnections`: dropping `incoming` closes it.
+                let Some(slot) = limit.admit(remote, transport) else {
+                    continue;
+                };
                 let conn = agent::serve(app.clone(), incoming, remote, transport);
-                app.shared.conns.spawn(conn);
+                app.shared.conns.spawn(async move {
+                    conn.await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: say so, back off a little, go on.
                 tracing::error!(transport, error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        }
-    }
-}
-
-/// Returns a future that completes on SIGINT or SIGTERM.
-///
-/// The handlers are installed here, before the server says it started: a signal
-/// arriving right after that log line must shut it down gracefully, not kill it.
-fn shutdown_signal() -> impl Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).ok();
-        let mut int = signal(SignalKind::interrupt()).ok();
-        async move {
-            let term = async {
-                match term.as_mut() {
-                    Some(s) => drop(s.recv().await),
-                    None => std::future::pending().await,
-                }
-            };
-            let int = async {
-                match int.as_mut() {
-                    Some(s) => drop(s.recv().await),
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = term => {}
-                () = int => {}
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
         }
     }
 }

@@ -231,6 +231,41 @@ impl Default for EtcdShutdownConfig {
     }
 }
 
+/// Group store in etcd (key `pitaya.groups.etcd`, spec 11 and 12.4).
+///
+/// Read by `EtcdGroupStore` (feature `etcd`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct EtcdGroupsConfig {
+    /// etcd client endpoints, `host:port`. Key `pitaya.groups.etcd.endpoints`,
+    /// default `[localhost:2379]` (Pitaya's).
+    #[serde(with = "string_list")]
+    pub endpoints: Vec<String>,
+    /// Key prefix; servers share groups only under equal prefixes. Key
+    /// `pitaya.groups.etcd.prefix`, default `pitaya/` (Pitaya's).
+    pub prefix: String,
+    /// Time allowed to connect. Key `pitaya.groups.etcd.dialtimeout`, default
+    /// 5s (Pitaya's).
+    #[serde(rename = "dialtimeout", with = "serde_go")]
+    pub dial_timeout: Duration,
+    /// Time allowed for each group operation. Key
+    /// `pitaya.groups.etcd.transactiontimeout`, default 5s (Pitaya's).
+    #[serde(rename = "transactiontimeout", with = "serde_go")]
+    pub transaction_timeout: Duration,
+}
+
+impl Default for EtcdGroupsConfig {
+    fn default() -> Self {
+        Self {
+            endpoints: vec!["localhost:2379".into()],
+            prefix: "pitaya/".into(),
+            dial_timeout: Duration::from_secs(5),
+            transaction_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Serde for lists given as arrays or as one comma-separated string, the
 /// form Pitaya's environment variables use (`etcd1:2379,etcd2:2379`).
 mod string_list {

@@ -46,8 +46,8 @@ pub use cluster::{
     RpcServerConfig,
 };
 pub use etcd::{
-    EtcdGrantLeaseConfig, EtcdHeartbeatConfig, EtcdRevokeConfig, EtcdSdConfig, EtcdShutdownConfig,
-    EtcdSyncConfig, SdConfig,
+    EtcdGrantLeaseConfig, EtcdGroupsConfig, EtcdHeartbeatConfig, EtcdRevokeConfig, EtcdSdConfig,
+    EtcdShutdownConfig, EtcdSyncConfig, SdConfig,
 };
 pub use sections::{
     AcceptorConfig, AgentBufferConfig, BufferConfig, ConcurrencyConfig, ConnConfig, DrainConfig,
@@ -232,6 +232,12 @@ impl Config {
                 "pitaya.conn.maxpacketsize must be between 1 and {MAX_PACKET_SIZE}, got {}",
                 self.conn.max_packet_size
             ));
+        }
+        if self.conn.rate_limiting.limit == 0 {
+            return invalid("pitaya.conn.ratelimiting.limit must be greater than zero".into());
+        }
+        if self.groups.etcd.endpoints.is_empty() {
+            return invalid("pitaya.groups.etcd.endpoints must name at least one endpoint".into());
         }
         if self.groups.memory.tick_duration.is_zero() {
             return invalid("pitaya.groups.memory.tickduration must be greater than zero".into());

@@ -176,12 +176,15 @@ impl Default for ConnConfig {
 }
 
 /// Rate limiting of client packets (key `pitaya.conn.ratelimiting`).
+///
+/// Read by [`RateLimitingAcceptor`](crate::acceptor::RateLimitingAcceptor),
+/// which, as in Pitaya, applies only to acceptors the application wraps in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct RateLimitingConfig {
-    /// Packets accepted per `interval`. Key `pitaya.conn.ratelimiting.limit`,
-    /// default 20 (Pitaya's).
+    /// Packets accepted per `interval`; must be above zero. Key
+    /// `pitaya.conn.ratelimiting.limit`, default 20 (Pitaya's).
     pub limit: u32,
     /// Length of the rate window. Key `pitaya.conn.ratelimiting.interval`,
     /// default 1s (Pitaya's).
@@ -208,10 +211,19 @@ impl Default for RateLimitingConfig {
 #[serde(default)]
 #[non_exhaustive]
 pub struct AcceptorConfig {
-    /// Whether TCP acceptors expect a PROXY protocol header. Key
+    /// Whether TCP acceptors expect a PROXY protocol header (v1 or v2) first on
+    /// every connection; WebSocket acceptors ignore it, as Pitaya's do. Key
     /// `pitaya.acceptor.proxyprotocol`, default false (Pitaya's).
     #[serde(rename = "proxyprotocol")]
     pub proxy_protocol: bool,
+    /// Most client connections this server holds at once, over all its
+    /// acceptors, counted from accept (so TLS and PROXY handshakes count) to
+    /// the end of the close callbacks; 0 means no limit. A connection over the
+    /// limit is closed as soon as it is accepted, with a warning. Key
+    /// `pitaya.acceptor.maxconnections`, default 0. A pitaya-rs addition: Go
+    /// Pitaya has no such limit.
+    #[serde(rename = "maxconnections")]
+    pub max_connections: usize,
 }
 
 /// Session settings (key `pitaya.session`).
@@ -270,6 +282,8 @@ impl Default for DrainConfig {
 pub struct GroupsConfig {
     /// The in-memory group store.
     pub memory: MemoryGroupsConfig,
+    /// The etcd group store.
+    pub etcd: super::EtcdGroupsConfig,
 }
 
 /// In-memory group store settings (key `pitaya.groups.memory`).

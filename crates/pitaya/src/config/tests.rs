@@ -43,11 +43,16 @@ fn defaults_match_pitaya() {
     assert_eq!(c.conn.rate_limiting.interval, Duration::from_secs(1));
     assert!(!c.conn.rate_limiting.force_disable);
     assert!(!c.acceptor.proxy_protocol);
+    assert_eq!(c.acceptor.max_connections, 0);
     assert!(c.session.unique);
     assert!(!c.session.drain.enabled);
     assert_eq!(c.session.drain.timeout, Duration::from_secs(6 * 3600));
     assert_eq!(c.session.drain.period, Duration::from_secs(5));
     assert_eq!(c.groups.memory.tick_duration, Duration::from_secs(30));
+    assert_eq!(c.groups.etcd.endpoints, ["localhost:2379"]);
+    assert_eq!(c.groups.etcd.prefix, "pitaya/");
+    assert_eq!(c.groups.etcd.dial_timeout, Duration::from_secs(5));
+    assert_eq!(c.groups.etcd.transaction_timeout, Duration::from_secs(5));
     assert_eq!(c.shutdown.timeout, Duration::from_secs(10));
 }
 
@@ -255,6 +260,10 @@ fn out_of_range_values_are_invalid_and_name_the_key() {
             "[pitaya.groups.memory]\ntickduration = 0",
             "pitaya.groups.memory.tickduration",
         ),
+        (
+            "[pitaya.conn.ratelimiting]\nlimit = 0",
+            "pitaya.conn.ratelimiting.limit",
+        ),
     ];
     for (toml, key) in cases {
         let f = Figment::from(Toml::string(toml));
@@ -299,4 +308,30 @@ fn validate_checks_configs_built_in_code() {
         err.to_string().contains("pitaya.heartbeat.interval"),
         "{err}"
     );
+}
+
+#[test]
+fn acceptor_keys_come_from_the_environment() {
+    jailed(|jail| {
+        jail.set_env("PITAYA_ACCEPTOR_PROXYPROTOCOL", "true");
+        jail.set_env("PITAYA_ACCEPTOR_MAXCONNECTIONS", "5000");
+        let c = Config::load().map_err(|e| e.to_string())?;
+        assert!(c.acceptor.proxy_protocol);
+        assert_eq!(c.acceptor.max_connections, 5000);
+        Ok(())
+    });
+}
+
+#[test]
+fn groups_etcd_keys_come_from_the_environment() {
+    jailed(|jail| {
+        jail.set_env("PITAYA_GROUPS_ETCD_ENDPOINTS", "etcd1:2379,etcd2:2379");
+        jail.set_env("PITAYA_GROUPS_ETCD_PREFIX", "game/");
+        jail.set_env("PITAYA_GROUPS_ETCD_TRANSACTIONTIMEOUT", "2s");
+        let c = Config::load().map_err(|e| e.to_string())?;
+        assert_eq!(c.groups.etcd.endpoints, ["etcd1:2379", "etcd2:2379"]);
+        assert_eq!(c.groups.etcd.prefix, "game/");
+        assert_eq!(c.groups.etcd.transaction_timeout, Duration::from_secs(2));
+        Ok(())
+    });
 }

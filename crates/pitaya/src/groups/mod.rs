@@ -3,13 +3,17 @@
 //! A group is a named, ordered set of uids, optionally with a time-to-live
 //! after which it is deleted unless renewed (spec section 11). The
 //! [`GroupStore`] trait is the API; [`MemoryGroupStore`] keeps groups in the
-//! process, and a store shared between servers (Pitaya's etcd one) can
-//! implement the same trait.
+//! process, and `EtcdGroupStore` (feature `etcd`) keeps them in etcd, shared by
+//! every server on the same key prefix, Go Pitaya's included.
 
+#[cfg(feature = "etcd")]
+mod etcd;
 mod memory;
 
 use std::time::Duration;
 
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdGroupStore;
 pub use memory::MemoryGroupStore;
 
 /// Returned by [`GroupStore`] calls; messages are Pitaya's.
@@ -34,6 +38,10 @@ pub enum GroupError {
     /// The group was created without a TTL, so there is nothing to renew.
     #[error("group has no ttl")]
     NoTtl,
+    /// The group name cannot be stored: the etcd store refuses empty names and
+    /// names with `/`, which would overlap other groups' keys.
+    #[error("invalid group name {0:?}")]
+    InvalidName(String),
     /// The storage behind the store failed.
     #[error("group backend: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -88,7 +96,8 @@ pub trait GroupStore: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     ///
     /// Returns [`GroupError::NotFound`] if there is no such group and
-    /// [`GroupError::MemberNotFound`] if `uid` is not in it.
+    /// [`GroupError::MemberNotFound`] if `uid` is not in it. The etcd store, as
+    /// Pitaya's, checks only the member and returns `MemberNotFound` for both.
     async fn remove_member(&self, name: &str, uid: &str) -> Result<(), GroupError>;
 
     /// Removes every member, keeping the group.
@@ -102,7 +111,8 @@ pub trait GroupStore: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// # Errors
     ///
-    /// Returns [`GroupError::NotFound`] if there is no such group.
+    /// Returns [`GroupError::NotFound`] if there is no such group. The etcd
+    /// store, as Pitaya's, returns 0 instead.
     async fn count_members(&self, name: &str) -> Result<usize, GroupError>;
 
     /// Restarts the group's TTL from now.

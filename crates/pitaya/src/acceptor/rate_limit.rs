@@ -1,0 +1,210 @@
+//! A wrapper that drops a connection's packets over a rate (spec 1.8).
+//!
+//! Pitaya counts every packet a client sends, handshakes and heartbeats included, and
+//! remembers when it accepted the last `limit` of them. A packet is accepted while fewer
+//! than `limit` are remembered, or when the oldest remembered one is at least
+//! `interval` old (it then takes that one's place). Any other packet is dropped without
+//! a word to the client, whose connection stays open.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{future, FutureExt, StreamExt};
+use tokio::time::Instant;
+
+use super::{Acceptor, Incoming, PacketStream};
+use crate::config::RateLimitingConfig;
+
+/// An acceptor whose connections drop packets arriving faster than a set rate.
+///
+/// Like Pitaya's rate-limiting wrapper it is opt-in: wrap an acceptor to use it. With
+/// `force_disable` set in the config it passes connections through untouched. A
+/// dropped packet is logged as a warning and counted (Pitaya's
+/// `exceeded_rate_limiting` counter); [`exceeded`](Self::exceeded) reads the count.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// use pitaya::acceptor::{RateLimitingAcceptor, TcpAcceptor};
+/// use pitaya::Config;
+///
+/// let config = Config::load().expect("valid config");
+/// let tcp = TcpAcceptor::bind("0.0.0.0:3250").await?;
+/// let acceptor = RateLimitingAcceptor::new(tcp, &config.conn.rate_limiting);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct RateLimitingAcceptor<A> {
+    inner: A,
+    limit: usize,
+    interval: Duration,
+    enabled: bool,
+    exceeded: ExceededCounter,
+}
+
+/// A shared count of packets dropped for going over the rate.
+#[derive(Debug, Clone, Default)]
+pub struct ExceededCounter(Arc<AtomicU64>);
+
+impl ExceededCounter {
+    /// Returns how many packets were dropped so far, over every connection.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn increment(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// ===== impl RateLimitingAcceptor =====
+
+impl<A: Acceptor> RateLimitingAcceptor<A> {
+    /// Returns `inner` with the limit of `config` on each of its connections.
+    ///
+    /// A `limit` of zero, which [`Config::validate`](crate::Config::validate) refuses,
+    /// is taken as one so that no connection is left unable to send anything.
+    pub fn new(inner: A, config: &RateLimitingConfig) -> Self {
+        RateLimitingAcceptor {
+            inner,
+            limit: (config.limit as usize).max(1),
+            interval: config.interval,
+            enabled: !config.force_disable,
+            exceeded: ExceededCounter::default(),
+        }
+    }
+
+    /// Returns the count of dropped packets, shared with this acceptor.
+    pub fn exceeded(&self) -> ExceededCounter {
+        self.exceeded.clone()
+    }
+
+    /// Returns the wrapped acceptor.
+    pub fn into_inner(self) -> A {
+        self.inner
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: Acceptor> Acceptor for RateLimitingAcceptor<A> {
+    fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr()
+    }
+
+    fn transport(&self) -> &'static str {
+        self.inner.transport()
+    }
+
+    async fn accept(&self, max_packet_size: usize) -> io::Result<(Incoming, SocketAddr)> {
+        let (incoming, remote) = self.inner.accept(max_packet_size).await?;
+        if !self.enabled {
+            return Ok((incoming, remote));
+        }
+        let mut window = Window::new(self.limit, self.interval);
+        let exceeded = self.exceeded.clone();
+        let limit = move |stream| limit_stream(stream, move || window.admit(), exceeded);
+        let limited = incoming.map(move |conn| conn.map(|conn| conn.map_stream(limit)));
+        Ok((Box::pin(limited), remote))
+    }
+
+    fn enable_proxy_protocol(&self) -> bool {
+        self.inner.enable_proxy_protocol()
+    }
+}
+
+/// Returns `stream` without the packets `admit` refuses; read errors pass untouched.
+fn limit_stream(
+    stream: PacketStream,
+    mut admit: impl FnMut() -> bool + Send + 'static,
+    exceeded: ExceededCounter,
+) -> PacketStream {
+    Box::pin(stream.filter(move |item| {
+        let keep = item.is_err() || admit();
+        if !keep {
+            exceeded.increment();
+            tracing::warn!(
+                packet = ?item.as_ref().ok().map(|p| p.kind),
+                "rate limit exceeded; packet dropped"
+            );
+        }
+        future::ready(keep)
+    }))
+}
+
+/// The times of the last accepted packets of one connection.
+#[derive(Debug)]
+struct Window {
+    limit: usize,
+    interval: Duration,
+    /// Oldest first; never more than `limit`.
+    accepted: VecDeque<Instant>,
+}
+
+impl Window {
+    fn new(limit: usize, interval: Duration) -> Self {
+        Window {
+            limit,
+            interval,
+            accepted: VecDeque::with_capacity(limit),
+        }
+    }
+
+    /// Returns whether a packet arriving now is accepted, and remembers it if so.
+    fn admit(&mut self) -> bool {
+        let now = Instant::now();
+        if self.accepted.len() >= self.limit {
+            match self.accepted.front() {
+                Some(&oldest) if now.duration_since(oldest) >= self.interval => {
+                    self.accepted.pop_front();
+                }
+                _ => return false,
+            }
+        }
+        self.accepted.push_back(now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn window_accepts_limit_packets_then_one_per_freed_slot() {
+        let mut window = Window::new(3, Duration::from_secs(1));
+        assert!(window.admit());
+        tokio::time::advance(Duration::from_millis(400)).await;
+        assert!(window.admit());
+        assert!(window.admit());
+        assert!(!window.admit());
+
+        // The first packet is a second old now: its slot is free, the others are not.
+        tokio::time::advance(Duration::from_millis(600)).await;
+        assert!(window.admit());
+        assert!(!window.admit());
+
+        // 400 ms later the two packets of that moment are a second old.
+        tokio::time::advance(Duration::from_millis(400)).await;
+        assert!(window.admit());
+        assert!(window.admit());
+        assert!(!window.admit());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_packets_do_not_take_a_slot() {
+        let mut window = Window::new(1, Duration::from_secs(1));
+        assert!(window.admit());
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_millis(90)).await;
+            assert!(!window.admit());
+        }
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(window.admit());
+    }
+}
