@@ -15,8 +15,8 @@
 use pitaya::cluster::rpc::protos::{KickAnswer, KickMsg};
 use pitaya::config::Config;
 use pitaya::{
-    App, AppHandle, Builder, Component, Context, Error, GroupError, Remote, RemoteContext,
-    Session, SessionError,
+    App, AppHandle, Builder, Component, Context, Error, GroupError, Remote, RemoteContext, Session,
+    SessionError,
 };
 use serde_json::{json, Value};
 
@@ -129,7 +129,9 @@ async fn leave_on_close(app: AppHandle, session: Session) {
     if app.session_by_uid(&uid).is_some() {
         return;
     }
-    let arg = KickMsg { user_id: uid.clone() };
+    let arg = KickMsg {
+        user_id: uid.clone(),
+    };
     if let Err(e) = app.rpc::<KickAnswer>("room.chat.leave", &arg).await {
         tracing::warn!(uid, error = %e, "could not tell a room server that a member left");
     }

@@ -19,7 +19,10 @@ use pitaya::groups::EtcdGroupStore;
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(name = "cluster-chat", about = "One server of the clustered pitaya-rs chat")]
+#[command(
+    name = "cluster-chat",
+    about = "One server of the clustered pitaya-rs chat"
+)]
 struct Args {
     /// Config file (TOML or YAML) with Pitaya keys under `pitaya`.
     #[arg(long, global = true, env = "CHAT_CONFIG")]

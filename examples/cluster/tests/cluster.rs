@@ -24,9 +24,13 @@ async fn rooms_registered(infra: &Infra, count: usize) {
 
 /// Returns a client joined as `nick`, its own `onMembers` push consumed.
 async fn member(c: &mut RawClient, nick: &str) {
-    c.request(1, "room.room.join", json!({ "name": nick }).to_string().as_bytes())
-        .await
-        .unwrap();
+    c.request(
+        1,
+        "room.room.join",
+        json!({ "name": nick }).to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
     let (mut members, mut answered) = (false, false);
     while !(members && answered) {
         let msg = c.recv_message().await.unwrap();
@@ -79,11 +83,18 @@ async fn tcp_and_websocket_members_chat_through_two_rooms() {
         async move {
             let mut c = RawClient::tcp(addr).await.unwrap();
             c.handshake().await.unwrap();
-            c.request(1, "room.room.join", json!({ "name": nick }).to_string().as_bytes())
-                .await
-                .unwrap();
+            c.request(
+                1,
+                "room.room.join",
+                json!({ "name": nick }).to_string().as_bytes(),
+            )
+            .await
+            .unwrap();
             let members = json(&c.recv_push("onMembers").await.unwrap())["members"].clone();
-            assert!(members.as_array().unwrap().contains(&json!("ann")), "{members}");
+            assert!(
+                members.as_array().unwrap().contains(&json!("ann")),
+                "{members}"
+            );
             !members.as_array().unwrap().contains(&json!("bob"))
         }
     })
@@ -133,15 +144,23 @@ async fn nats_going_away_fails_requests_fast_and_service_resumes_when_it_returns
     let mut seen_error = None;
     for id in 10..20 {
         let body = json!({ "name": format!("x{id}") }).to_string();
-        c.request(id, "room.room.join", body.as_bytes()).await.unwrap();
-        let resp = c.recv_response().await.expect("an answer while NATS is down");
+        c.request(id, "room.room.join", body.as_bytes())
+            .await
+            .unwrap();
+        let resp = c
+            .recv_response()
+            .await
+            .expect("an answer while NATS is down");
         assert_eq!(resp.id, id);
         if resp.error {
             seen_error = Some(json(&resp));
         }
     }
     let error = seen_error.expect("requests fail while NATS is down");
-    assert_ne!(error["code"], "PIT-408", "failed fast, not by timeout: {error}");
+    assert_ne!(
+        error["code"], "PIT-408",
+        "failed fast, not by timeout: {error}"
+    );
 
     infra.nats.restart().expect("nats restarts");
     let mut id = 100;

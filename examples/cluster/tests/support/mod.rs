@@ -36,13 +36,22 @@ impl Infra {
         vec![
             ("PITAYA_CLUSTER_RPC_CLIENT_NATS_CONNECT", self.nats.url()),
             ("PITAYA_CLUSTER_RPC_SERVER_NATS_CONNECT", self.nats.url()),
-            ("PITAYA_CLUSTER_RPC_CLIENT_NATS_RECONNECTWAIT", "200ms".into()),
-            ("PITAYA_CLUSTER_RPC_SERVER_NATS_RECONNECTWAIT", "200ms".into()),
+            (
+                "PITAYA_CLUSTER_RPC_CLIENT_NATS_RECONNECTWAIT",
+                "200ms".into(),
+            ),
+            (
+                "PITAYA_CLUSTER_RPC_SERVER_NATS_RECONNECTWAIT",
+                "200ms".into(),
+            ),
             ("PITAYA_CLUSTER_SD_ETCD_ENDPOINTS", self.etcd.endpoint()),
             ("PITAYA_GROUPS_ETCD_ENDPOINTS", self.etcd.endpoint()),
             // A killed server's record goes away quickly.
             ("PITAYA_CLUSTER_SD_ETCD_HEARTBEAT_TTL", "2s".into()),
-            ("PITAYA_CLUSTER_SD_ETCD_GRANTLEASE_RETRYINTERVAL", "200ms".into()),
+            (
+                "PITAYA_CLUSTER_SD_ETCD_GRANTLEASE_RETRYINTERVAL",
+                "200ms".into(),
+            ),
             ("PITAYA_CLUSTER_SD_ETCD_SYNCSERVERS_INTERVAL", "1s".into()),
             ("PITAYA_CLUSTER_SD_ETCD_SHUTDOWN_DELAY", "0s".into()),
         ]
@@ -194,7 +203,9 @@ fn forward(out: impl Read + Send + 'static, tx: mpsc::UnboundedSender<String>) {
 /// Sends a join as request `id`; returns whether it succeeded and the answer.
 pub(crate) async fn join(c: &mut RawClient, id: u64, nick: &str) -> (bool, Value) {
     let body = serde_json::json!({ "name": nick }).to_string();
-    c.request(id, "room.room.join", body.as_bytes()).await.unwrap();
+    c.request(id, "room.room.join", body.as_bytes())
+        .await
+        .unwrap();
     let resp = c.recv_response().await.unwrap();
     assert_eq!(resp.id, id);
     (!resp.error, pitaya_test_support::json(&resp))
