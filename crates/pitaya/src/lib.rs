@@ -32,7 +32,7 @@
 //! | `ws` | yes | [`acceptor::WsAcceptor`] |
 //! | `tls` | yes | [`acceptor::TlsConfig`] for TCP and WebSocket |
 //! | `protobuf` | yes | [`serialize::ProtobufSerializer`] and [`serialize::Proto`] |
-//! | `etcd` | no | `cluster::EtcdDiscovery` and `groups::EtcdGroupStore`, in etcd; building it needs `protoc` |
+//! | `etcd` | no | `cluster::EtcdDiscovery`, `groups::EtcdGroupStore`; building it needs `protoc` |
 //! | `nats` | no | `cluster::rpc::NatsRpcClient` and `NatsRpcServer`, cluster RPC over NATS |
 //!
 //! # Examples

@@ -84,7 +84,12 @@ pub(crate) async fn serve(
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) if is_proxy_header_error(&e) => {
             // A misconfigured balancer, or a client going around it: worth a warning.
-            tracing::warn!(remote = %remote, transport, error = %e, "PROXY header refused; connection closed");
+            tracing::warn!(
+                remote = %remote,
+                transport,
+                error = %e,
+                "PROXY header refused; connection closed"
+            );
             return;
         }
         Ok(Err(e)) => {
