@@ -78,7 +78,13 @@ pub(crate) async fn expect_error(
 /// Sends a request for a route with no handler and checks the `PIT-404` answer.
 pub(crate) async fn ping(conn: &mut Conn, id: u64) -> Result<(), Failure> {
     conn.request(id, UNKNOWN, b"{}").await?;
-    expect_error(conn, id, "PIT-404", "answer to a request for a missing route").await
+    expect_error(
+        conn,
+        id,
+        "PIT-404",
+        "answer to a request for a missing route",
+    )
+    .await
 }
 
 /// Joins as `nick` with request `id`; returns the members listed in `onMembers`.
@@ -172,9 +178,19 @@ pub(crate) async fn new_user(conn: &mut Conn, nick: &str, who: &str) -> Result<(
 }
 
 /// Sends `body` as a chat message from `from` and checks it and each of `to` get it.
-pub(crate) async fn say(from: &mut Conn, to: &mut [&mut Conn], body: &Value) -> Result<(), Failure> {
+pub(crate) async fn say(
+    from: &mut Conn,
+    to: &mut [&mut Conn],
+    body: &Value,
+) -> Result<(), Failure> {
     from.notify(MESSAGE, body.to_string().as_bytes()).await?;
-    expect_push(from, "onMessage", body, "sender waiting for its own onMessage").await?;
+    expect_push(
+        from,
+        "onMessage",
+        body,
+        "sender waiting for its own onMessage",
+    )
+    .await?;
     for (n, conn) in to.iter_mut().enumerate() {
         let what = format!("member {} waiting for onMessage", n + 1);
         expect_push(conn, "onMessage", body, &what).await?;
@@ -196,11 +212,7 @@ pub(crate) async fn member(ctx: &Ctx, via: Via) -> Result<(Conn, String), Failur
 }
 
 /// Checks that `bystander` is still answered and that new clients are still accepted.
-pub(crate) async fn others_served(
-    ctx: &Ctx,
-    bystander: &mut Conn,
-    id: u64,
-) -> Result<(), Failure> {
+pub(crate) async fn others_served(ctx: &Ctx, bystander: &mut Conn, id: u64) -> Result<(), Failure> {
     within("bystander", ping(bystander, id).await)?;
     for via in ctx.transports() {
         let what = format!("new {} client", via.name());

@@ -70,7 +70,10 @@ impl Ctx {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let token = format!("{:06x}", (seed ^ u128::from(std::process::id())) & 0xFF_FFFF);
+        let token = format!(
+            "{:06x}",
+            (seed ^ u128::from(std::process::id())) & 0xFF_FFFF
+        );
         Ctx {
             shared: Arc::new(Shared {
                 config,
@@ -130,7 +133,12 @@ impl Ctx {
     /// Returns the `tcp://` or `ws://` URL of a listener, for the high-level client.
     pub(crate) fn url(&self, via: Via) -> Option<String> {
         match via {
-            Via::Tcp => self.shared.config.tcp.as_ref().map(|a| format!("tcp://{a}")),
+            Via::Tcp => self
+                .shared
+                .config
+                .tcp
+                .as_ref()
+                .map(|a| format!("tcp://{a}")),
             Via::Ws => self.shared.ws.as_ref().map(|(_, url)| url.clone()),
         }
     }

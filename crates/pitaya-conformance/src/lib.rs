@@ -108,9 +108,9 @@ pub async fn run(config: Config, mut on_result: impl FnMut(&CheckResult)) -> Rep
     let mut report = Report::default();
     for (def, task) in selected.iter().zip(started) {
         let task = task.unwrap_or_else(|| tokio::spawn((def.run)(ctx.clone())));
-        let verdict = task.await.unwrap_or_else(|e| {
-            Err(Failure::Failed(format!("the check itself failed: {e}")))
-        });
+        let verdict = task
+            .await
+            .unwrap_or_else(|e| Err(Failure::Failed(format!("the check itself failed: {e}"))));
         let result = CheckResult::new(def, verdict);
         on_result(&result);
         report.results.push(result);

@@ -198,7 +198,9 @@ mod tests {
         };
         assert_eq!(report.to_string(), "1 passed, 1 failed");
         assert!(!report.is_success());
-        report.results.push(result(Outcome::Skipped { reason: "y".into() }));
+        report
+            .results
+            .push(result(Outcome::Skipped { reason: "y".into() }));
         assert_eq!(report.to_string(), "1 passed, 1 failed, 1 skipped");
     }
 }

@@ -34,7 +34,12 @@ pub(super) fn checks() -> Vec<CheckDef> {
 }
 
 /// Returns the Data packet of a request whose body is zlib-compressed, flag set.
-fn compressed_request(id: u64, route: &str, body: &[u8], dict: &RouteDict) -> Result<Bytes, Failure> {
+fn compressed_request(
+    id: u64,
+    route: &str,
+    body: &[u8],
+    dict: &RouteDict,
+) -> Result<Bytes, Failure> {
     let msg = Message::request(id, route, deflate(body));
     let packet = data_packet(&msg, dict)?;
     let mut bytes = BytesMut::from(&packet[..]);

@@ -5,9 +5,7 @@ use pitaya_protocol::MessageType;
 use tokio::time::Instant;
 
 use super::{check, CheckDef};
-use crate::chat::{
-    count, decode_answer, expect_error, join, ping, Answer, JOIN, MESSAGE, UNKNOWN,
-};
+use crate::chat::{count, decode_answer, expect_error, join, ping, Answer, JOIN, MESSAGE, UNKNOWN};
 use crate::ctx::{ensure, fail, within, Ctx, Verdict};
 
 pub(super) fn checks() -> Vec<CheckDef> {
@@ -103,7 +101,14 @@ async fn empty_body(ctx: Ctx) -> Verdict {
 
 async fn bad_route(ctx: Ctx) -> Verdict {
     let mut conn = ctx.client(ctx.primary()).await?;
-    let routes = ["", "room", "room..join", ".room.join", "room. .join", "a.b.c.d"];
+    let routes = [
+        "",
+        "room",
+        "room..join",
+        ".room.join",
+        "room. .join",
+        "a.b.c.d",
+    ];
     for (id, route) in (1..).zip(routes) {
         conn.request(id, route, b"{}").await?;
         let what = format!("request for route {route:?}");
@@ -135,7 +140,10 @@ async fn short_form(ctx: Ctx) -> Verdict {
     let mut conn = ctx.client(ctx.primary()).await?;
     // A bad name, so the answer proves the handler ran without joining anyone.
     conn.request(1, "room.join", br#"{"name":""}"#).await?;
-    match within("room.join", crate::chat::answer(&mut conn, 1, "answer").await)? {
+    match within(
+        "room.join",
+        crate::chat::answer(&mut conn, 1, "answer").await,
+    )? {
         Answer::Err(e) if e.code == "PIT-400" => Ok(None),
         Answer::Err(e) => fail!("room.join answered {} {} (expected PIT-400)", e.code, e.msg),
         Answer::Ok(v) => fail!("room.join answered success {v} (expected PIT-400)"),

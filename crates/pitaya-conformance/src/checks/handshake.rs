@@ -22,7 +22,7 @@ pub(super) fn checks() -> Vec<CheckDef> {
         ),
         check(
             "handshake.compressed",
-            "a zlib handshake answer inflates to the JSON and is shorter than it (skipped if plain)",
+            "a zlib handshake answer inflates to JSON and is shorter than it (skipped if plain)",
             |ctx| Box::pin(compressed(ctx)),
         ),
         check(
@@ -62,18 +62,26 @@ async fn accepted(ctx: Ctx, via: Via) -> Verdict {
     let json = answer_json(&p.body)?;
 
     // Clients read these four fields; each must be there with its JSON type (spec 2.2).
-    ensure!(json["code"] == 200, "code is {} (expected 200)", json["code"]);
+    ensure!(
+        json["code"] == 200,
+        "code is {} (expected 200)",
+        json["code"]
+    );
     let sys = &json["sys"];
     ensure!(sys["dict"].is_object(), "sys.dict is not an object: {sys}");
-    ensure!(sys["heartbeat"].is_number(), "sys.heartbeat is not a number: {sys}");
+    ensure!(
+        sys["heartbeat"].is_number(),
+        "sys.heartbeat is not a number: {sys}"
+    );
     ensure!(
         sys["serializer"] == "json",
         "sys.serializer is {} (the chat contract's bodies are JSON)",
         sys["serializer"]
     );
     let heartbeat = sys["heartbeat"].as_f64().unwrap_or_default();
+    let positive = heartbeat > 0.0;
     ensure!(
-        heartbeat > 0.0,
+        positive,
         "sys.heartbeat is {heartbeat}: clients would never send heartbeats"
     );
 
@@ -101,7 +109,11 @@ async fn compressed(ctx: Ctx) -> Verdict {
         ));
     }
     let json = answer_json(&p.body)?;
-    ensure!(json["code"] == 200, "code is {} (expected 200)", json["code"]);
+    ensure!(
+        json["code"] == 200,
+        "code is {} (expected 200)",
+        json["code"]
+    );
     let plain_len = serde_json::to_vec(&json).map(|j| j.len()).unwrap_or(0);
     // Pitaya sends the compressed form only when it is strictly shorter (spec 2.2).
     ensure!(
@@ -139,7 +151,10 @@ async fn again(ctx: Ctx) -> Verdict {
     let mut conn = ctx.client(ctx.primary()).await?;
     ping(&mut conn, 1).await?;
 
-    let p = within("second handshake", conn.handshake_raw(&default_handshake()).await)?;
+    let p = within(
+        "second handshake",
+        conn.handshake_raw(&default_handshake()).await,
+    )?;
     let json = within("second handshake", answer_json(&p.body))?;
     ensure!(
         json["code"] == 200,

@@ -168,7 +168,10 @@ async fn split(ctx: Ctx) -> Verdict {
     let one = request(1, UNKNOWN, "{}", conn.dict())?;
     conn.send_in_pieces(&one[..2], 2).await?;
     conn.send_in_pieces(&one[2..], 3).await?;
-    within("request in pieces", answers(&mut conn, &one_answer(1)).await)?;
+    within(
+        "request in pieces",
+        answers(&mut conn, &one_answer(1)).await,
+    )?;
 
     // Two packets cut so that every write straddles them differently.
     let two = [

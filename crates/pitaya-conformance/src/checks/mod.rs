@@ -75,16 +75,18 @@ mod tests {
         assert_eq!(ids.len(), all.len(), "duplicate check ids");
 
         let first_solo = all.iter().position(|c| c.solo).unwrap_or(all.len());
-        assert!(all[first_solo..].iter().all(|c| c.solo), "a solo check is not last");
+        assert!(
+            all[first_solo..].iter().all(|c| c.solo),
+            "a solo check is not last"
+        );
     }
 
     #[test]
-    fn ids_are_dotted_lower_case_and_descriptions_fit_a_line() {
+    fn ids_are_dotted_lower_case_words_and_descriptions_fit_a_line() {
         for c in all() {
-            let ok = c
-                .id
-                .chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch == '.' || ch == '-');
+            let ok =
+                c.id.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ".-".contains(ch));
             assert!(ok && c.id.contains('.'), "{}", c.id);
             assert!(c.about.len() <= 160, "{}: {} chars", c.id, c.about.len());
         }

@@ -101,7 +101,10 @@ async fn until_gone(ctx: &Ctx, via: Via, nick: &str) -> Result<(), Failure> {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            fail!("{nick} is still listed {} after its close", show(ctx.wait()));
+            fail!(
+                "{nick} is still listed {} after its close",
+                show(ctx.wait())
+            );
         }
         drop(probe);
         tokio::time::sleep(pause).await;
@@ -147,7 +150,10 @@ async fn duplicate_uid(ctx: Ctx) -> Verdict {
 
     // The newer connection keeps the membership the old one's close would drop.
     let body = json!({ "name": nick, "content": "the newer connection" });
-    within("after the old close", say(&mut new, &mut [&mut watcher], &body).await)?;
+    within(
+        "after the old close",
+        say(&mut new, &mut [&mut watcher], &body).await,
+    )?;
     let mut probe = ctx.client(via).await?;
     let members = within("later join", join(&mut probe, 1, &ctx.nick()).await)?;
     ensure!(

@@ -103,7 +103,10 @@ async fn route_code(ctx: Ctx) -> Verdict {
     // A code the server's dictionary does not use: the highest free one.
     let probe = ctx.client(ctx.primary()).await?;
     let used: Vec<u16> = probe.dict().to_map().into_values().collect();
-    let code = (0..=u16::MAX).rev().find(|c| !used.contains(c)).unwrap_or(0);
+    let code = (0..=u16::MAX)
+        .rev()
+        .find(|c| !used.contains(c))
+        .unwrap_or(0);
     let [hi, lo] = code.to_be_bytes();
     let msg = data(&[0x01, 0x01, hi, lo, b'{', b'}']);
     let what = format!("route code {code}");

@@ -53,7 +53,9 @@ async fn victim(ctx: &Ctx, via: Via, stage: Stage) -> Result<Conn, Failure> {
 
 /// Returns a Data packet around `message`, byte for byte.
 fn data(message: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes();
+    let len = u32::try_from(message.len())
+        .unwrap_or(u32::MAX)
+        .to_be_bytes();
     let mut p = vec![PacketType::Data as u8, len[1], len[2], len[3]];
     p.extend_from_slice(message);
     p
@@ -66,7 +68,13 @@ fn kinds(packets: &[Packet]) -> Vec<PacketType> {
 
 /// Sends `bytes` from a victim at `stage` over `via`; checks that the server closes it
 /// without an answer and goes on serving everyone else.
-async fn closes(ctx: &Ctx, via: Via, stage: Stage, bytes: &[u8], what: &str) -> Result<(), Failure> {
+async fn closes(
+    ctx: &Ctx,
+    via: Via,
+    stage: Stage,
+    bytes: &[u8],
+    what: &str,
+) -> Result<(), Failure> {
     let mut bystander = ctx.client(ctx.other(via)).await?;
     let mut victim = within(what, victim(ctx, via, stage).await)?;
 

@@ -91,7 +91,14 @@ async fn unknown_packet_type(ctx: Ctx) -> Verdict {
 async fn garbage(ctx: Ctx) -> Verdict {
     let http = b"GET / HTTP/1.1\r\nHost: pitaya\r\n\r\n";
     closes(&ctx, ctx.primary(), Stage::Connected, http, "HTTP request").await?;
-    closes(&ctx, ctx.primary(), Stage::Working, &[0xFF; 32], "0xFF bytes").await?;
+    closes(
+        &ctx,
+        ctx.primary(),
+        Stage::Working,
+        &[0xFF; 32],
+        "0xFF bytes",
+    )
+    .await?;
     Ok(None)
 }
 
@@ -134,7 +141,11 @@ async fn handshake_json(ctx: Ctx) -> Verdict {
         };
         ensure!(code == 400, "{what}: answered code {code} (expected 400)");
         let seen = within(&what, victim.closed("waiting for the close").await)?;
-        ensure!(seen.is_empty(), "{what}: sent {:?} after the 400", kinds(&seen));
+        ensure!(
+            seen.is_empty(),
+            "{what}: sent {:?} after the 400",
+            kinds(&seen)
+        );
     }
     others_served(&ctx, &mut bystander, 1).await?;
     Ok(None)
@@ -178,8 +189,16 @@ async fn abrupt_close(ctx: Ctx) -> Verdict {
     let mut bystander = ctx.client(ctx.primary()).await?;
     let handshake = crate::conn::packet(PacketType::Handshake, &crate::conn::default_handshake())?;
     let cases: [(&str, Stage, Vec<u8>); 3] = [
-        ("mid-header", Stage::Working, vec![PacketType::Data as u8, 0]),
-        ("mid-body", Stage::Working, data(&[0x00, 0x01])[..5].to_vec()),
+        (
+            "mid-header",
+            Stage::Working,
+            vec![PacketType::Data as u8, 0],
+        ),
+        (
+            "mid-body",
+            Stage::Working,
+            data(&[0x00, 0x01])[..5].to_vec(),
+        ),
         ("mid-handshake", Stage::Connected, handshake[..10].to_vec()),
     ];
     for (what, stage, bytes) in cases {
@@ -219,13 +238,22 @@ async fn huge_header_silence(ctx: Ctx) -> Verdict {
     let mut victim = victim(&ctx, Via::Tcp, Stage::Working).await?;
     let h = interval(&victim)?;
 
-    victim.send(&[PacketType::Data as u8, 0xFF, 0xFF, 0xFF]).await?;
+    victim
+        .send(&[PacketType::Data as u8, 0xFF, 0xFF, 0xFF])
+        .await?;
     // The body is still awaited (or refused) while everyone else goes on.
     others_served(&ctx, &mut bystander, 1).await?;
     let deadline = Instant::now() + h * 3 + victim.wait();
-    let what = format!("waiting up to {} for the close", show(h * 3 + victim.wait()));
+    let what = format!(
+        "waiting up to {} for the close",
+        show(h * 3 + victim.wait())
+    );
     let seen = victim.closed_by(deadline, &what).await?;
-    ensure!(seen.is_empty(), "answered {:?} before closing", kinds(&seen));
+    ensure!(
+        seen.is_empty(),
+        "answered {:?} before closing",
+        kinds(&seen)
+    );
     within("afterwards", others_served(&ctx, &mut bystander, 2).await)?;
     Ok(None)
 }

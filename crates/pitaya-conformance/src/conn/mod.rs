@@ -10,15 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::stream::{SplitSink, SplitStream};
+use bytes::Bytes;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use pitaya_protocol::{
-    HandshakeRequest, HandshakeResponse, HandshakeSys, Message, Packet, PacketDecoder, PacketType,
-    RouteDict, MAX_BODY_LEN,
+    HandshakeRequest, HandshakeResponse, HandshakeSys, Message, Packet, PacketType, RouteDict,
+    MAX_BODY_LEN,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
@@ -28,9 +28,11 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::ctx::{fail, Failure};
 
-type Ws = WebSocketStream<TcpStream>;
+mod read;
 
-const HEARTBEAT: [u8; 4] = [PacketType::Heartbeat as u8, 0, 0, 0];
+use read::{read_tcp, read_ws, HeartbeatAnswer};
+
+type Ws = WebSocketStream<TcpStream>;
 
 /// Which of the server's listeners a connection goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,82 +359,6 @@ impl Conn {
         self.send_packet(PacketType::HandshakeAck, &[]).await?;
         Ok(hello)
     }
-}
-
-/// The reader's way to answer heartbeats through the shared writer.
-struct HeartbeatAnswer {
-    writer: Arc<Mutex<Writer>>,
-    enabled: Arc<AtomicBool>,
-}
-
-impl HeartbeatAnswer {
-    /// Forwards `p`, answering it first if it is a heartbeat; false once nobody listens.
-    async fn deliver(&self, p: Packet, tx: &mpsc::UnboundedSender<Event>) -> bool {
-        if p.kind == PacketType::Heartbeat && self.enabled.load(Ordering::SeqCst) {
-            // A failed answer shows up as a close on the read side soon enough.
-            let _ = self.writer.lock().await.write(&HEARTBEAT).await;
-        }
-        tx.send(Event::Packet(p)).is_ok()
-    }
-}
-
-async fn read_tcp(mut read: OwnedReadHalf, tx: mpsc::UnboundedSender<Event>, hb: HeartbeatAnswer) {
-    let mut decoder = PacketDecoder::new();
-    let mut buf = BytesMut::with_capacity(8 * 1024);
-    loop {
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(p)) => {
-                    if !hb.deliver(p, &tx).await {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = tx.send(Event::Invalid(format!("the server sent a bad packet: {e}")));
-                    return;
-                }
-            }
-        }
-        match read.read_buf(&mut buf).await {
-            Ok(n) if n > 0 => {}
-            // A reset is how many servers close a connection they gave up on.
-            _ => {
-                let _ = tx.send(Event::Closed);
-                return;
-            }
-        }
-    }
-}
-
-async fn read_ws(
-    mut stream: SplitStream<Ws>,
-    tx: mpsc::UnboundedSender<Event>,
-    hb: HeartbeatAnswer,
-) {
-    while let Some(msg) = stream.next().await {
-        let event = match msg {
-            Ok(WsMessage::Binary(b)) => match Packet::decode_exact(&b) {
-                Ok(p) => {
-                    if !hb.deliver(p, &tx).await {
-                        return;
-                    }
-                    continue;
-                }
-                Err(e) => Event::Invalid(format!(
-                    "a WebSocket message is not exactly one packet (spec 1.6): {e}"
-                )),
-            },
-            Ok(WsMessage::Text(_)) => {
-                Event::Invalid("the server sent a text message; packets go as binary".into())
-            }
-            Ok(WsMessage::Close(_)) | Err(_) => Event::Closed,
-            Ok(_) => continue,
-        };
-        let _ = tx.send(event);
-        return;
-    }
-    let _ = tx.send(Event::Closed);
 }
 
 /// Returns the packet of type `kind` around `body`.
