@@ -33,6 +33,7 @@ impl HeartbeatAnswer {
     }
 }
 
+/// Reads packets off a TCP stream until it ends or carries something that is no packet.
 pub(super) async fn read_tcp(
     mut read: OwnedReadHalf,
     tx: mpsc::UnboundedSender<Event>,
@@ -66,6 +67,7 @@ pub(super) async fn read_tcp(
     }
 }
 
+/// Reads one packet per WebSocket message until the socket closes or breaks the rule.
 pub(super) async fn read_ws(
     mut stream: SplitStream<Ws>,
     tx: mpsc::UnboundedSender<Event>,
