@@ -442,3 +442,21 @@ async fn shutdown_withdraws_the_server_from_discovery() {
     assert!(error);
     assert_eq!(body["code"], "PIT-500");
 }
+
+#[tokio::test]
+async fn an_app_that_loses_nats_for_good_shuts_down() {
+    let mut infra = Infra::start();
+    let mut config = infra.config();
+    for nats in [
+        &mut config.cluster.rpc.client.nats.connection,
+        &mut config.cluster.rpc.server.nats.connection,
+    ] {
+        nats.max_reconnection_retries = 2;
+    }
+    let (front, _back) = (
+        Node::frontend(connector(), config).await,
+        Node::backend(room(), infra.config()).await,
+    );
+    infra.nats.stop();
+    front.stopped().await;
+}

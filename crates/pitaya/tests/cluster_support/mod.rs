@@ -112,6 +112,13 @@ impl Node {
         c
     }
 
+    /// Returns once the app stopped on its own.
+    pub(crate) async fn stopped(mut self) {
+        let run = self.run.take().expect("app running");
+        let stopped = tokio::time::timeout(WAIT, run).await;
+        stopped.expect("app stops on its own").unwrap().unwrap();
+    }
+
     /// Shuts the app down gracefully and returns once it stopped.
     pub(crate) async fn stop(mut self) {
         self.handle.shutdown();

@@ -101,11 +101,30 @@ impl ClusterLink {
         let _ = self.server.set(server);
         let discovery = self.discovery_backend.start(config, (**me).clone()).await?;
         let _ = self.discovery.set(discovery);
+        self.watch_transport(app);
         tracing::info!(
             server_id = %me.id, server_type = %me.server_type, frontend = me.frontend,
             "joined the cluster"
         );
         Ok(())
+    }
+
+    /// Shuts the app down if the RPC transport is lost for good (spec 7.1): a server
+    /// that can neither call nor be called must leave, so that it is restarted.
+    fn watch_transport(&self, app: &AppHandle) {
+        let (Ok(client), Ok(server)) = (self.client(), self.server()) else {
+            return;
+        };
+        let (client, server, app) = (client.clone(), server.clone(), app.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = client.closed() => {}
+                () = server.closed() => {}
+                () = app.shutting_down() => return,
+            }
+            tracing::error!("cluster rpc connection lost for good: shutting down");
+            app.shutdown();
+        });
     }
 
     /// Withdraws from discovery first, so that nobody picks this server any more.

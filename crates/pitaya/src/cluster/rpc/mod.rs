@@ -261,6 +261,12 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     ///
     /// Dropping the future may or may not send the message.
     async fn publish_bind(&self, server_type: &str, bind: BindMsg) -> Result<(), RpcError>;
+
+    /// Completes if the transport's connection is lost for good (reconnections
+    /// exhausted); never by default. A cluster app shuts down then, as Pitaya does.
+    async fn closed(&self) {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// What a server does with the messages its [`RpcServer`] receives.
@@ -299,6 +305,11 @@ pub trait RpcServer: Send + Sync + fmt::Debug {
     ///
     /// Returns an error when the transport fails to unsubscribe.
     async fn unsubscribe_user(&self, uid: &str) -> Result<(), RpcError>;
+
+    /// Completes if the transport's connection is lost for good; never by default.
+    async fn closed(&self) {
+        std::future::pending::<()>().await;
+    }
 
     /// Returns once the server stopped receiving and finished the calls in
     /// progress.

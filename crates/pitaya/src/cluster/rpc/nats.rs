@@ -25,6 +25,7 @@ use async_nats::connection::State;
 use async_trait::async_trait;
 use pitaya_protos::{BindMsg, KickMsg, Push, Request, Response};
 use prost::Message;
+use tokio_util::sync::CancellationToken;
 
 use super::{with_timeout, RpcClient, RpcError};
 use crate::cluster::ServerInfo;
@@ -61,9 +62,14 @@ fn start_deadline(config: &NatsConnectionConfig) -> Duration {
 
 /// Returns the async-nats options of `config`, logging connection events
 /// under `name`.
-fn options(config: &NatsConnectionConfig, name: &str) -> async_nats::ConnectOptions {
+fn options(
+    config: &NatsConnectionConfig,
+    name: &str,
+    closed: &CancellationToken,
+) -> async_nats::ConnectOptions {
     let (wait, jitter) = (config.reconnect_wait, config.reconnect_jitter);
     let role = name.to_owned();
+    let closed = closed.clone();
     async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(config.connection_timeout)
@@ -76,6 +82,9 @@ fn options(config: &NatsConnectionConfig, name: &str) -> async_nats::ConnectOpti
         })
         .event_callback(move |event| {
             let role = role.clone();
+            if is_final(&event) {
+                closed.cancel();
+            }
             async move { log_event(&role, event) }
         })
 }
@@ -88,13 +97,25 @@ fn random_part(max: Duration) -> Duration {
     max * fraction / 1_000
 }
 
+/// Returns whether `event` means the connection will not come back.
+fn is_final(event: &async_nats::Event) -> bool {
+    use async_nats::{ClientError, Event};
+    matches!(
+        event,
+        Event::Closed | Event::ClientError(ClientError::MaxReconnects)
+    )
+}
+
 fn log_event(role: &str, event: async_nats::Event) {
     use async_nats::Event;
+    if is_final(&event) {
+        // Nobody else sees this, so we report it loudly.
+        tracing::error!(role, event = %event, "nats connection lost for good");
+        return;
+    }
     match event {
         Event::Connected => tracing::info!(role, "nats connected"),
         Event::Disconnected => tracing::warn!(role, "nats disconnected, reconnecting"),
-        // Reconnections exhausted: nobody else sees this, so we report it loudly.
-        Event::Closed => tracing::error!(role, "nats connection closed for good"),
         Event::SlowConsumer(sid) => tracing::warn!(role, sid, "nats slow consumer"),
         other => tracing::debug!(role, event = %other, "nats event"),
     }
@@ -105,11 +126,15 @@ fn log_event(role: &str, event: async_nats::Event) {
 pub(crate) async fn connect(
     config: &NatsConnectionConfig,
     name: &str,
+    closed: &CancellationToken,
 ) -> Result<async_nats::Client, RpcError> {
     let give_up = Instant::now() + start_deadline(config);
     let mut attempt = 1u32;
     loop {
-        match options(config, name).connect(config.connect.as_str()).await {
+        match options(config, name, closed)
+            .connect(config.connect.as_str())
+            .await
+        {
             Ok(client) => return Ok(client),
             Err(e) if Instant::now() + config.reconnect_wait < give_up => {
                 tracing::warn!(
@@ -171,6 +196,7 @@ fn ensure_connected(client: &async_nats::Client) -> Result<(), RpcError> {
 #[derive(Debug, Clone)]
 pub struct NatsRpcClient {
     client: async_nats::Client,
+    closed: CancellationToken,
     caller_id: String,
     request_timeout: Duration,
 }
@@ -189,9 +215,11 @@ impl NatsRpcClient {
         config: &NatsClientConfig,
         caller: &ServerInfo,
     ) -> Result<NatsRpcClient, RpcError> {
-        let client = connect(&config.connection, "pitaya-rpc-client").await?;
+        let closed = CancellationToken::new();
+        let client = connect(&config.connection, "pitaya-rpc-client", &closed).await?;
         Ok(NatsRpcClient {
             client,
+            closed,
             caller_id: caller.id.clone(),
             request_timeout: config.request_timeout,
         })
@@ -272,6 +300,10 @@ impl RpcClient for NatsRpcClient {
     async fn publish_bind(&self, server_type: &str, bind: BindMsg) -> Result<(), RpcError> {
         self.publish(bindings_subject(server_type), bind.encode_to_vec())
             .await
+    }
+
+    async fn closed(&self) {
+        self.closed.cancelled().await;
     }
 }
 

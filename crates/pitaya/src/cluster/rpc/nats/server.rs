@@ -51,6 +51,7 @@ struct UserSubscriptions {
 
 struct Inner {
     client: async_nats::Client,
+    closed: CancellationToken,
     server_type: String,
     handler: Arc<dyn RpcHandler>,
     push_tx: mpsc::Sender<Message>,
@@ -95,7 +96,8 @@ impl NatsRpcServer {
         info: &ServerInfo,
         handler: Arc<dyn RpcHandler>,
     ) -> Result<NatsRpcServer, RpcError> {
-        let client = connect(&config.connection, "pitaya-rpc-server").await?;
+        let closed = CancellationToken::new();
+        let client = connect(&config.connection, "pitaya-rpc-server", &closed).await?;
         let calls = subscribe(&client, server_subject(&info.server_type, &info.id)).await?;
         let binds = subscribe(&client, bindings_subject(&info.server_type)).await?;
 
@@ -107,6 +109,7 @@ impl NatsRpcServer {
         let (bind_tx, bind_rx) = mpsc::channel(messages);
         let inner = Arc::new(Inner {
             client,
+            closed,
             server_type: info.server_type.clone(),
             handler,
             push_tx,
@@ -185,6 +188,10 @@ impl RpcServer for NatsRpcServer {
         };
         end_user(subs).await;
         flush(&self.inner.client).await
+    }
+
+    async fn closed(&self) {
+        self.inner.closed.cancelled().await;
     }
 
     async fn shutdown(&self) {
