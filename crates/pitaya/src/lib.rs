@@ -12,7 +12,8 @@
 //! | [`acceptor`] | where connections come from: TCP, WebSocket, TLS, PROXY protocol, rate limit |
 //! | `agent` | the task owning each connection: state machine, heartbeats, writes |
 //! | [`session`] | [`Session`]: uid binding, data, push, kick, close callbacks |
-//! | [`handler`] | [`Component`]s of request and notify handlers, [`Context`] |
+//! | [`handler`] | [`Component`]s of request and notify handlers, [`Context`]; [`Remote`]s |
+//! | [`module`] | [`module::Module`]s started and stopped with the app; the binary module |
 //! | [`pipeline`] | hooks before and after every handler |
 //! | [`serialize`] | [`Serializer`] trait, JSON and Protobuf |
 //! | [`cluster`] | cluster mode: [`cluster::ServerInfo`], service discovery, RPC |
@@ -64,6 +65,7 @@ pub mod config;
 mod error;
 pub mod groups;
 pub mod handler;
+pub mod module;
 pub mod pipeline;
 pub mod route;
 pub mod serialize;

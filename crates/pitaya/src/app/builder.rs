@@ -20,6 +20,7 @@ use crate::cluster::{DiscoveryBackend, RouteRequest, Router, RpcTransport, Serve
 use crate::config::Config;
 use crate::groups::{GroupStore, MemoryGroupStore};
 use crate::handler::{Component, RegisterError, Registry, Remote, RemoteRegistry};
+use crate::module::{self, Module, Modules};
 use crate::pipeline::Pipeline;
 use crate::serialize::{self, Serializer};
 use crate::session::{Callbacks, Pool, Session, Wire};
@@ -47,6 +48,9 @@ pub enum BuildError {
     /// Two handshake validators share a name.
     #[error("duplicate handshake validator: {0}")]
     DuplicateValidator(String),
+    /// Two modules share a name.
+    #[error("duplicate module name: {0}")]
+    DuplicateModule(String),
     /// A backend server needs cluster mode: it only receives RPCs.
     #[error("a backend server needs cluster mode (Builder::cluster)")]
     BackendNeedsCluster,
@@ -73,6 +77,7 @@ pub struct Builder {
     remotes: RemoteRegistry,
     cluster: Option<(Arc<dyn RpcTransport>, Arc<dyn DiscoveryBackend>)>,
     routers: HashMap<String, Router>,
+    modules: Modules,
 }
 
 impl std::fmt::Debug for Builder {
@@ -104,7 +109,29 @@ impl Builder {
             remotes: RemoteRegistry::default(),
             cluster: None,
             routers: HashMap::new(),
+            modules: Modules::default(),
         }
+    }
+
+    /// Returns the builder with a module started after those registered before it
+    /// and stopped before them.
+    pub fn module(self, name: impl Into<String>, module: impl Module) -> Self {
+        self.add_module(name.into(), module, false)
+    }
+
+    /// Returns the builder with a module started before all others and stopped last.
+    pub fn module_first(self, name: impl Into<String>, module: impl Module) -> Self {
+        self.add_module(name.into(), module, true)
+    }
+
+    fn add_module(mut self, name: String, module: impl Module, first: bool) -> Self {
+        if !self
+            .modules
+            .add(module::Entry::new(name.clone(), module), first)
+        {
+            self.errors.push(BuildError::DuplicateModule(name));
+        }
+        self
     }
 
     /// Returns the builder of a backend: a cluster server without acceptors that only
@@ -348,6 +375,7 @@ impl Builder {
             config: cfg,
             registry: self.registry,
             remotes: self.remotes,
+            modules: self.modules,
             cluster,
             pipeline: self.pipeline,
             groups,

@@ -15,6 +15,7 @@ use crate::cluster::ServerInfo;
 use crate::config::Config;
 use crate::groups::GroupStore;
 use crate::handler::{Registry, RemoteRegistry};
+use crate::module::{Module, Modules};
 use crate::pipeline::Pipeline;
 use crate::serialize::IntoBody;
 use crate::session::{Pool, Session};
@@ -28,6 +29,7 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) registry: Registry,
     pub(crate) remotes: RemoteRegistry,
+    pub(crate) modules: Modules,
     /// Cluster mode's transport and discovery; `None` standalone.
     pub(crate) cluster: Option<ClusterLink>,
     pub(crate) pipeline: Pipeline,
@@ -217,6 +219,11 @@ impl AppHandle {
             }
         });
         join_all(kicks).await.into_iter().flatten().collect()
+    }
+
+    /// Returns the module registered as `name`, if it is an `M`.
+    pub fn module<M: Module>(&self, name: &str) -> Option<Arc<M>> {
+        self.shared.modules.get(name)
     }
 
     pub(crate) fn remotes(&self) -> &RemoteRegistry {

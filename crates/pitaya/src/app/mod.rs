@@ -1,7 +1,8 @@
 //! The app: building it, running it, stopping it gracefully.
 //!
-//! In cluster mode, running starts the RPC client, the RPC server and service discovery,
-//! in that order, before the first connection is accepted.
+//! Running starts, in this order and before the first connection is accepted: in
+//! cluster mode the RPC client and server, then the app's modules, then (cluster mode)
+//! service discovery.
 //!
 //! With `pitaya.session.drain.enabled`, a SIGTERM first lets the clients leave on their
 //! own: the app serves on until no session is left, `drain.timeout` passes or another
@@ -11,8 +12,9 @@
 //! service discovery, so no server picks this one any more; stop accepting; let
 //! requests in flight finish, up to `pitaya.shutdown.timeout`; ask every session to
 //! close once its queued writes are out; wait for the connections to end and their
-//! close callbacks to run (closing the stragglers at the same deadline); stop the RPC
-//! server once the calls it is serving are answered.
+//! close callbacks to run (closing the stragglers at the same deadline); stop the
+//! modules in reverse order; stop the RPC server once the calls it is serving are
+//! answered.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -94,17 +96,18 @@ impl App {
     pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), StartError> {
         let shared = self.handle.shared.clone();
         let cfg = &shared.config;
-        if let Some(link) = &shared.cluster {
-            let started = tokio::select! {
-                r = link.start(&self.handle) => r,
-                _ = shared.shutdown.cancelled() => Ok(()),
-            };
-            if let Err(e) = started {
-                tracing::error!(error = %e, "could not join the cluster");
+        let started = tokio::select! {
+            r = start(&self.handle) => r,
+            _ = shared.shutdown.cancelled() => Ok(()),
+        };
+        if let Err(e) = started {
+            tracing::error!(error = %e, "could not start");
+            shared.modules.stop(&self.handle).await;
+            if let Some(link) = &shared.cluster {
                 link.leave_discovery().await;
                 link.stop_server().await;
-                return Err(e);
             }
+            return Err(e);
         }
         tracing::info!(
             server_type = %shared.info.server_type,
@@ -167,6 +170,7 @@ impl App {
             }
             let _ = timeout(Duration::from_secs(1), shared.conns.wait()).await;
         }
+        shared.modules.stop(&self.handle).await;
         if let Some(link) = &shared.cluster {
             if timeout(grace, link.stop_server()).await.is_err() {
                 tracing::warn!(timeout = ?grace, "rpc calls still running at shutdown");
@@ -175,6 +179,19 @@ impl App {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// Starts the cluster transport, the modules, then discovery, in Pitaya's order.
+async fn start(app: &AppHandle) -> Result<(), StartError> {
+    let link = app.shared.cluster.as_ref();
+    if let Some(link) = link {
+        link.start_rpc(app).await?;
+    }
+    app.shared.modules.start(app).await?;
+    if let Some(link) = link {
+        link.start_discovery(app).await?;
+    }
+    Ok(())
 }
 
 async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>, limit: ConnectionLimit) {

@@ -34,7 +34,7 @@ pub(crate) const SYS_PUSH_SESSION: &str = "sys.pushsession";
 /// Route of the frontend remote that kicks a user for a backend.
 pub(crate) const SYS_KICK: &str = "sys.kick";
 
-/// Why a cluster app could not start.
+/// Why an app could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
@@ -44,6 +44,9 @@ pub enum StartError {
     /// Service discovery stayed unreachable.
     #[error("service discovery could not start: {0}")]
     Discovery(#[from] DiscoveryError),
+    /// A module's `init` failed.
+    #[error(transparent)]
+    Module(#[from] crate::module::ModuleError),
 }
 
 /// What a cluster app holds: how to start its parts, and the parts once started.
@@ -89,9 +92,9 @@ impl ClusterLink {
         }
     }
 
-    /// Starts the RPC client, the RPC server, then discovery (spec 9.3: a server is
-    /// published only once it can answer).
-    pub(crate) async fn start(&self, app: &AppHandle) -> Result<(), StartError> {
+    /// Starts the RPC client, then the RPC server (spec 9.3: discovery comes later,
+    /// so that a server is published only once it can answer).
+    pub(crate) async fn start_rpc(&self, app: &AppHandle) -> Result<(), StartError> {
         let config = app.config();
         let me = app.server_info();
         let client = self.transport.connect_client(config, me).await?;
@@ -99,7 +102,16 @@ impl ClusterLink {
         let handler = Arc::new(serve::AppRpcHandler::new(app));
         let server = self.transport.start_server(config, me, handler).await?;
         let _ = self.server.set(server);
-        let discovery = self.discovery_backend.start(config, (**me).clone()).await?;
+        Ok(())
+    }
+
+    /// Publishes this server in service discovery and follows the others.
+    pub(crate) async fn start_discovery(&self, app: &AppHandle) -> Result<(), StartError> {
+        let me = app.server_info();
+        let discovery = self
+            .discovery_backend
+            .start(app.config(), (**me).clone())
+            .await?;
         let _ = self.discovery.set(discovery);
         self.watch_transport(app);
         tracing::info!(
