@@ -25,26 +25,44 @@ free_port() {
 }
 
 work=$(mktemp -d)
-pids=()
+servers=()
+infra=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    trap - EXIT INT TERM
+    # The servers first, so they can leave etcd and NATS before those stop.
+    for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${servers[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for pid in "${infra[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 nats_port=$(free_port)
 etcd_port=$(free_port)
 etcd_peer=$(free_port)
 "$nats_bin" -a 127.0.0.1 -p "$nats_port" >"$work/nats.log" 2>&1 &
-pids+=($!)
+infra+=($!)
 "$etcd_bin" --data-dir "$work/etcd" --name try \
     --listen-client-urls "http://127.0.0.1:$etcd_port" \
     --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
     --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
     --initial-cluster "try=http://127.0.0.1:$etcd_peer" >"$work/etcd.log" 2>&1 &
-pids+=($!)
+infra+=($!)
+
+wait_port() {
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return; fi
+        sleep 0.1
+    done
+    echo "try.sh: nothing listens on port $1; see the logs in $work" >&2
+    exit 1
+}
+wait_port "$nats_port"
+wait_port "$etcd_port"
 
 export PITAYA_CLUSTER_RPC_CLIENT_NATS_CONNECT="nats://127.0.0.1:$nats_port"
 export PITAYA_CLUSTER_RPC_SERVER_NATS_CONNECT="nats://127.0.0.1:$nats_port"
@@ -52,20 +70,27 @@ export PITAYA_CLUSTER_SD_ETCD_ENDPOINTS="127.0.0.1:$etcd_port"
 export PITAYA_GROUPS_ETCD_ENDPOINTS="127.0.0.1:$etcd_port"
 echo "NATS on $nats_port, etcd on $etcd_port (logs in $work)"
 
-cargo build --release -p cluster-chat
-bin=target/release/cluster-chat
+# CLUSTER_CHAT_BIN runs an already built binary instead of building a release one.
+bin="${CLUSTER_CHAT_BIN:-}"
+if [[ -z $bin ]]; then
+    cargo build --release -p cluster-chat
+    bin=target/release/cluster-chat
+fi
+# Process substitution keeps `$!` the server's pid (a pipe would give the filter's).
 for ((i = 1; i <= rooms; i++)); do
-    "$bin" room 2>&1 | sed -u "s/^/[room $i] /" &
-    pids+=($!)
+    "$bin" room > >(sed -u "s/^/[room $i] /") 2>&1 &
+    servers+=($!)
 done
-"$bin" connector 2>&1 | sed -u 's/^/[connector] /' &
-pids+=($!)
+"$bin" connector > >(sed -u 's/^/[connector] /') 2>&1 &
+servers+=($!)
 
 cat <<MSG
 Connector on tcp 127.0.0.1:3250 and ws 127.0.0.1:3251 with $rooms room servers.
 Try it from another terminal, for example:
-    cargo run -p pitaya-cli -- --connect tcp://127.0.0.1:3250
+    cargo run -p pitaya-cli -- --connect 127.0.0.1:3250
 then: request room.room.join {"name":"ann"}
 Ctrl-C stops everything.
 MSG
-wait
+# Returns when a server exits on its own (or on a signal, through the traps).
+wait -n "${servers[@]}" || true
+echo "try.sh: a server stopped; stopping the rest" >&2

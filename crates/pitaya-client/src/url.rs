@@ -1,5 +1,5 @@
 //! Server addresses: `tcp://host:port`, `tls://host:port`, `ws://host:port/path`,
-//! `wss://host:port/path`.
+//! `wss://host:port/path`; a bare `host:port` means TCP.
 
 use std::fmt;
 use std::str::FromStr;
@@ -104,7 +104,8 @@ impl FromStr for ServerUrl {
             url: url.to_owned(),
             reason,
         };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing scheme"))?;
+        // Pitaya's own CLI takes bare `host:port` addresses; they mean TCP.
+        let (scheme, rest) = url.split_once("://").unwrap_or(("tcp", url));
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "tcp" => Scheme::Tcp,
             "tls" => Scheme::Tls,
@@ -199,9 +200,16 @@ mod tests {
     }
 
     #[test]
+    fn bare_host_and_port_mean_tcp() {
+        let url = parse("127.0.0.1:3250");
+        assert_eq!(url.scheme(), Scheme::Tcp);
+        assert_eq!(url.to_string(), "tcp://127.0.0.1:3250");
+    }
+
+    #[test]
     fn rejects_malformed_urls() {
         for bad in [
-            "127.0.0.1:3250",
+            "127.0.0.1",
             "http://h:1",
             "tcp://h",
             "tcp://:1",

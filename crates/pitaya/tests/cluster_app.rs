@@ -458,5 +458,23 @@ async fn an_app_that_loses_nats_for_good_shuts_down() {
         Node::backend(room(), infra.config()).await,
     );
     infra.nats.stop();
-    front.stopped().await;
+    let err = front.stopped().await.unwrap_err();
+    assert!(err.to_string().contains("lost for good"), "{err}");
+}
+
+#[tokio::test]
+async fn a_message_too_large_for_nats_answers_pit_400() {
+    let infra = Infra::start();
+    let (front, _back) = pair(&infra).await;
+    let mut c = front.client().await;
+    // NATS carries at most 1 MiB by default; the frontend takes larger packets.
+    let big = format!("\"{}\"", "x".repeat(1_100_000));
+    c.request(1, "room.room.echo", big.as_bytes())
+        .await
+        .unwrap();
+    let resp = c.recv_response().await.unwrap();
+    assert!(resp.error);
+    assert_eq!(json(&resp)["code"], "PIT-400");
+    // The connection and the cluster still serve.
+    assert_eq!(ok(&mut c, 2, "room.room.echo", json!(1)).await["echo"], 1);
 }

@@ -51,7 +51,10 @@ pub fn room_handlers() -> Component {
     Component::new("room")
         .request("join", |ctx: Context, arg: Value| join(ctx, arg))
         .notify("message", |ctx: Context, msg: Value| async move {
-            let members = ctx.app().groups().members(ROOM).await?;
+            let members = match ctx.app().groups().members(ROOM).await {
+                Err(GroupError::NotFound) => Vec::new(),
+                other => other?,
+            };
             ctx.app()
                 .push_to_users("onMessage", &msg, &members, CONNECTOR)
                 .await?;
@@ -105,10 +108,20 @@ async fn join(ctx: Context, arg: Value) -> Result<Value, Error> {
     let groups = ctx.app().groups();
     // The nick may still be a member through an older connection: that membership
     // now belongs to this session.
-    match groups.add_member(ROOM, &name).await {
+    let added = match groups.add_member(ROOM, &name).await {
+        // etcd lost its data (a restart from scratch): the room comes back with the
+        // first member who joins.
+        Err(GroupError::NotFound) => {
+            ensure_room(ctx.app()).await?;
+            groups.add_member(ROOM, &name).await
+        }
+        other => other,
+    };
+    match added {
         Ok(()) | Err(GroupError::MemberExists) => {}
         Err(e) => return Err(e.into()),
     }
+    tracing::info!(uid = %name, server_id = ctx.app().server_id(), "joined the room");
     let members = groups.members(ROOM).await?;
     session
         .push("onMembers", json!({ "members": members }))

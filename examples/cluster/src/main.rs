@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use pitaya::acceptor::{Acceptor, TcpAcceptor, WsAcceptor};
@@ -87,9 +88,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             app.run().await?;
         }
         Role::Room => {
-            let groups = EtcdGroupStore::connect(&config.groups.etcd)
-                .await
-                .map_err(|e| format!("etcd group store: {e}"))?;
+            let groups = connect_groups(&config).await?;
             let app = cluster_chat::room(config)
                 .backend()
                 .groups(Arc::new(groups))
@@ -100,4 +99,20 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// Returns the etcd group store, retrying while etcd is unreachable for as long as
+/// service discovery would (`pitaya.cluster.sd.etcd.startuptimeout`).
+async fn connect_groups(config: &Config) -> Result<EtcdGroupStore, String> {
+    let give_up = Instant::now() + config.cluster.sd.etcd.startup_timeout;
+    loop {
+        match EtcdGroupStore::connect(&config.groups.etcd).await {
+            Ok(groups) => return Ok(groups),
+            Err(e) if Instant::now() < give_up => {
+                tracing::warn!(error = %e, "etcd group store not reachable yet, retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(format!("etcd group store: {e}")),
+        }
+    }
 }

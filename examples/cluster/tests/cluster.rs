@@ -194,6 +194,9 @@ async fn after_etcd_restarts_empty_every_server_registers_again_and_finds_new_on
             && infra.registered("connector").await == vec![connector.id.clone()]
     })
     .await;
+    // The room group went with etcd's data; joining brings it back.
+    let mut c = connector.tcp_client().await;
+    member(&mut c, "dan").await;
 
     // A room started after the restart is found, and serves once the old one is gone.
     let (_new_room, new_id) = room(&infra).await;
@@ -204,4 +207,30 @@ async fn after_etcd_restarts_empty_every_server_registers_again_and_finds_new_on
     .await;
     let mut c = connector.tcp_client().await;
     member(&mut c, "eve").await;
+}
+
+#[tokio::test]
+async fn a_server_still_waiting_for_nats_stops_on_sigterm() {
+    let mut infra = Infra::start();
+    infra.nats.stop();
+    let mut connector = Proc::start(
+        &infra,
+        &["connector", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"],
+    );
+    connector.line_with(&["nats not reachable yet"]).await;
+    let status = connector.terminate().await;
+    assert!(status.success(), "{status}");
+    connector.line_with(&["shutdown complete"]).await;
+}
+
+#[tokio::test]
+async fn a_server_that_loses_nats_for_good_exits_with_an_error() {
+    let mut infra = Infra::start();
+    let (mut room, _) = room(&infra).await;
+    rooms_registered(&infra, 1).await;
+    infra.nats.stop();
+    // Pitaya's defaults: 15 reconnection attempts a second apart, then the app stops.
+    room.line_with(&["lost for good"]).await;
+    let status = room.wait().await;
+    assert_eq!(status.code(), Some(1), "{status}");
 }

@@ -376,6 +376,7 @@ impl Builder {
             registry: self.registry,
             remotes: self.remotes,
             modules: self.modules,
+            fatal: std::sync::Mutex::new(None),
             cluster,
             pipeline: self.pipeline,
             groups,

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) remotes: RemoteRegistry,
     pub(crate) modules: Modules,
+    /// Why the app is stopping, when it stops on an error.
+    pub(crate) fatal: std::sync::Mutex<Option<String>>,
     /// Cluster mode's transport and discovery; `None` standalone.
     pub(crate) cluster: Option<ClusterLink>,
     pub(crate) pipeline: Pipeline,
@@ -233,6 +235,14 @@ impl AppHandle {
     /// Starts a graceful shutdown; `App::run` returns once it is done.
     pub fn shutdown(&self) {
         self.shared.shutdown.cancel();
+    }
+
+    /// Starts a shutdown after which `App::run` returns an error with `reason`.
+    pub(crate) fn shutdown_on_error(&self, reason: &str) {
+        let mut fatal = self.shared.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        fatal.get_or_insert_with(|| reason.to_owned());
+        drop(fatal);
+        self.shutdown();
     }
 
     /// Returns whether shutdown has started.

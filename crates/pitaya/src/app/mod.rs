@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::time::timeout;
 
 use crate::acceptor::{Acceptor, ConnectionLimit};
@@ -96,9 +97,17 @@ impl App {
     pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), StartError> {
         let shared = self.handle.shared.clone();
         let cfg = &shared.config;
+        // A signal during a long start (NATS or etcd still unreachable) stops it too.
+        let signal = signal.fuse();
+        tokio::pin!(signal);
         let started = tokio::select! {
             r = start(&self.handle) => r,
             _ = shared.shutdown.cancelled() => Ok(()),
+            () = &mut signal => {
+                tracing::info!("shutdown requested while starting");
+                shared.shutdown.cancel();
+                Ok(())
+            }
         };
         if let Err(e) = started {
             tracing::error!(error = %e, "could not start");
@@ -109,13 +118,15 @@ impl App {
             }
             return Err(e);
         }
-        tracing::info!(
-            server_type = %shared.info.server_type,
-            server_id = %shared.info.id,
-            acceptors = ?self.local_addrs(),
-            serializer = shared.pool.wire().serializer.name(),
-            "server started"
-        );
+        if !shared.shutdown.is_cancelled() {
+            tracing::info!(
+                server_type = %shared.info.server_type,
+                server_id = %shared.info.id,
+                acceptors = ?self.local_addrs(),
+                serializer = shared.pool.wire().serializer.name(),
+                "server started"
+            );
+        }
         tracing::debug!(
             routes = ?shared.registry.routes(),
             remotes = ?shared.remotes.routes(),
@@ -133,7 +144,7 @@ impl App {
             .collect();
 
         tokio::select! {
-            _ = signal => tracing::info!("shutdown requested"),
+            () = &mut signal => tracing::info!("shutdown requested"),
             _ = shared.shutdown.cancelled() => tracing::info!("shutdown requested by the app"),
         }
         shared.shutdown.cancel();
@@ -177,7 +188,15 @@ impl App {
             }
         }
         tracing::info!("shutdown complete");
-        Ok(())
+        let fatal = shared
+            .fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match fatal {
+            Some(reason) => Err(StartError::Stopped(reason)),
+            None => Ok(()),
+        }
     }
 }
 

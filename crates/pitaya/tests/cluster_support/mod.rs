@@ -112,11 +112,11 @@ impl Node {
         c
     }
 
-    /// Returns once the app stopped on its own.
-    pub(crate) async fn stopped(mut self) {
+    /// Returns what the app returned once it stopped on its own.
+    pub(crate) async fn stopped(mut self) -> Result<(), StartError> {
         let run = self.run.take().expect("app running");
         let stopped = tokio::time::timeout(WAIT, run).await;
-        stopped.expect("app stops on its own").unwrap().unwrap();
+        stopped.expect("app stops on its own").unwrap()
     }
 
     /// Shuts the app down gracefully and returns once it stopped.

@@ -136,6 +136,41 @@ impl Proc {
         field(&line, "server_id").expect("server_id in the join line")
     }
 
+    /// Sends SIGTERM and returns the exit status.
+    pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.expect("kill runs").success(), "kill -TERM failed");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no exit after SIGTERM: {:#?}",
+                self.seen
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Returns the exit status once the process exits on its own.
+    pub(crate) async fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no exit: {:#?}",
+                self.seen
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Kills the process with SIGKILL: no goodbye to etcd or NATS.
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();

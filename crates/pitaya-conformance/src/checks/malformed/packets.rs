@@ -72,7 +72,8 @@ pub(super) fn checks() -> Vec<CheckDef> {
         ),
         check(
             "malformed.oversized-message",
-            "a 1 MiB request is answered, or closed when over the server's maximum",
+            "a 1 MiB request is answered (PIT-404, or PIT-400 from a cluster frontend that \
+             cannot forward it) or closed when over the server's maximum",
             |ctx| Box::pin(oversized_message(ctx)),
         ),
     ]
@@ -269,7 +270,7 @@ async fn oversized_message(ctx: Ctx) -> Verdict {
     let mut bystander = ctx.client(ctx.primary()).await?;
     let _ = conn.send(&bytes).await;
     let _ = conn.request(1000, crate::chat::UNKNOWN, b"{}").await;
-    let reaction = super::reaction(&mut conn, &["PIT-404"]).await?;
+    let reaction = super::reaction(&mut conn, &["PIT-404", "PIT-400"]).await?;
     match (over, reaction) {
         (Some(true), super::Reaction::KeptOpen) => {
             fail!("answered although over --max-packet-size")

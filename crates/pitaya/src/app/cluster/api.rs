@@ -99,26 +99,24 @@ impl AppHandle {
             }
         };
         let sd = link.discovery()?;
-        let target = match server_id {
-            Some(id) => sd
-                .server(id)
-                .ok_or_else(|| Error::internal(format!("server {id} not found")))?,
-            None => {
-                if server_type == self.server_type() {
-                    return Err(Error::internal(format!(
-                        "rpc to this server's own type {server_type}: call the code directly \
-                         or name a server with rpc_to"
-                    )));
-                }
-                let servers = sd.servers_by_type(server_type);
-                if servers.is_empty() {
-                    return Err(Error::internal(format!(
-                        "no server of type {server_type} available"
-                    )));
-                }
-                servers[fastrand::usize(..servers.len())].clone()
+        let Some(id) = server_id else {
+            if server_type == self.server_type() {
+                return Err(Error::internal(format!(
+                    "rpc to this server's own type {server_type}: call the code directly \
+                     or name a server with rpc_to"
+                )));
             }
+            let servers = sd.servers_by_type(server_type);
+            if servers.is_empty() {
+                return Err(Error::internal(format!(
+                    "no server of type {server_type} available"
+                )));
+            }
+            return link.call_user_any(self, &servers, route, arg).await;
         };
+        let target = sd
+            .server(id)
+            .ok_or_else(|| Error::internal(format!("server {id} not found")))?;
         if target.id == self.server_id() {
             return Err(Error::internal("rpc to this very server"));
         }

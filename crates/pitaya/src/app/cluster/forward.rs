@@ -85,7 +85,7 @@ impl ClusterLink {
         })
     }
 
-    async fn call_raw(
+    pub(super) async fn call_raw(
         &self,
         server: &ServerInfo,
         req: Request,

@@ -34,7 +34,7 @@ pub(crate) const SYS_PUSH_SESSION: &str = "sys.pushsession";
 /// Route of the frontend remote that kicks a user for a backend.
 pub(crate) const SYS_KICK: &str = "sys.kick";
 
-/// Why an app could not start.
+/// Why an app could not start, or stopped on an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
@@ -47,6 +47,9 @@ pub enum StartError {
     /// A module's `init` failed.
     #[error(transparent)]
     Module(#[from] crate::module::ModuleError),
+    /// The app ran, then had to stop: the reason is given.
+    #[error("stopped: {0}")]
+    Stopped(String),
 }
 
 /// What a cluster app holds: how to start its parts, and the parts once started.
@@ -135,7 +138,7 @@ impl ClusterLink {
                 () = app.shutting_down() => return,
             }
             tracing::error!("cluster rpc connection lost for good: shutting down");
-            app.shutdown();
+            app.shutdown_on_error("cluster rpc connection lost for good");
         });
     }
 
@@ -201,8 +204,39 @@ impl ClusterLink {
         route: &str,
         arg: Bytes,
     ) -> Result<Bytes, Error> {
+        let req = self.user_request(app, route, arg);
+        self.call(target, req).await
+    }
+
+    /// Returns the answer of a user RPC to a random server among `servers`, trying one
+    /// other if the first is gone without having left discovery.
+    pub(crate) async fn call_user_any(
+        &self,
+        app: &AppHandle,
+        servers: &[Arc<ServerInfo>],
+        route: &str,
+        arg: Bytes,
+    ) -> Result<Bytes, Error> {
+        let req = self.user_request(app, route, arg);
+        let first = &servers[fastrand::usize(..servers.len())];
+        let response = match self.call_raw(first, req.clone()).await {
+            Err(RpcError::NoResponders { .. }) if servers.len() > 1 => {
+                tracing::debug!(server_id = %first.id, route, "server gone, trying another");
+                let rest: Vec<_> = servers.iter().filter(|s| s.id != first.id).collect();
+                let other = rest[fastrand::usize(..rest.len())];
+                self.call_raw(other, req).await?
+            }
+            other => other?,
+        };
+        match response_error(&response) {
+            Some(e) => Err(e),
+            None => Ok(response.data),
+        }
+    }
+
+    fn user_request(&self, app: &AppHandle, route: &str, arg: Bytes) -> Request {
         let me = app.server_info();
-        let req = Request {
+        Request {
             r#type: RpcType::User.into(),
             session: None,
             msg: Some(Msg {
@@ -217,8 +251,7 @@ impl ClusterLink {
                 String::new()
             },
             metadata: self.metadata(app, route, SystemTime::now()),
-        };
-        self.call(target, req).await
+        }
     }
 
     /// Calls the `sys` remote `route` on frontend `frontend_id` (spec 6.6).

@@ -77,6 +77,14 @@ pub enum RpcError {
     /// The connection to the transport is down; the call was not sent.
     #[error("rpc transport disconnected")]
     Disconnected,
+    /// The message is larger than the transport carries; it was not sent.
+    #[error("message of {size} bytes is over the cluster's limit of {max} bytes")]
+    TooLarge {
+        /// Encoded size of the message.
+        size: usize,
+        /// The transport's limit (NATS: the server's `max_payload`).
+        max: usize,
+    },
     /// A payload was not the protobuf message it should be.
     #[error("malformed rpc payload: {0}")]
     Decode(String),
@@ -94,8 +102,9 @@ impl RpcError {
 
 impl From<RpcError> for crate::Error {
     /// Returns the Pitaya error a caller reports: `PIT-408` for a timeout,
-    /// with Pitaya's metadata, else `PIT-000`, as Go Pitaya reports transport
-    /// errors without a code (spec 4.8 and 7.3).
+    /// with Pitaya's metadata, `PIT-400` for a message too large to send, else
+    /// `PIT-000`, as Go Pitaya reports transport errors without a code (spec 4.8
+    /// and 7.3).
     fn from(e: RpcError) -> Self {
         match e {
             RpcError::Timeout {
@@ -108,6 +117,12 @@ impl From<RpcError> for crate::Error {
                 .with_metadata("route", route)
                 .with_metadata("server", caller_id)
                 .with_metadata(PEER_ID, target_id),
+            // The caller's message is at fault, not the cluster.
+            RpcError::TooLarge { .. } => crate::Error::bad_request(e.to_string()),
+            // The subject names the transport's internals; the client needs none of it.
+            RpcError::NoResponders { .. } => {
+                crate::Error::new(codes::UNKNOWN, "the chosen server is not answering")
+            }
             other => crate::Error::new(codes::UNKNOWN, other.to_string()),
         }
     }
@@ -385,7 +400,9 @@ mod tests {
         };
         let e = crate::Error::from(no_one);
         assert_eq!(e.code(), "PIT-000");
-        assert!(e.message().contains("pitaya/servers/room/r-1"), "{e}");
+        assert!(!e.message().contains("pitaya/servers"), "{e}");
+        let big = crate::Error::from(RpcError::TooLarge { size: 2, max: 1 });
+        assert_eq!(big.code(), "PIT-400");
         assert_eq!(crate::Error::from(RpcError::Disconnected).code(), "PIT-000");
     }
 

@@ -25,6 +25,9 @@ use async_nats::connection::State;
 use async_trait::async_trait;
 use pitaya_protos::{BindMsg, KickMsg, Push, Request, Response};
 use prost::Message;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 
 use super::{with_timeout, RpcClient, RpcError};
@@ -65,11 +68,11 @@ fn start_deadline(config: &NatsConnectionConfig) -> Duration {
 fn options(
     config: &NatsConnectionConfig,
     name: &str,
-    closed: &CancellationToken,
+    events: &ConnEvents,
 ) -> async_nats::ConnectOptions {
     let (wait, jitter) = (config.reconnect_wait, config.reconnect_jitter);
     let role = name.to_owned();
-    let closed = closed.clone();
+    let events = events.clone();
     async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(config.connection_timeout)
@@ -82,8 +85,12 @@ fn options(
         })
         .event_callback(move |event| {
             let role = role.clone();
-            if is_final(&event) {
-                closed.cancel();
+            match &event {
+                e if is_final(e) => events.lost.cancel(),
+                async_nats::Event::SlowConsumer(_) => {
+                    events.slow.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
             }
             async move { log_event(&role, event) }
         })
@@ -97,13 +104,21 @@ fn random_part(max: Duration) -> Duration {
     max * fraction / 1_000
 }
 
+/// What a connection's event callback reports to its owner.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnEvents {
+    /// Cancelled when reconnections are exhausted: the connection is lost for good.
+    pub(crate) lost: CancellationToken,
+    /// How many times NATS dropped messages because a subscription's buffer was full.
+    pub(crate) slow: Arc<AtomicU64>,
+}
+
 /// Returns whether `event` means the connection will not come back.
+///
+/// `Closed` is not: it follows our own `drain` at shutdown.
 fn is_final(event: &async_nats::Event) -> bool {
     use async_nats::{ClientError, Event};
-    matches!(
-        event,
-        Event::Closed | Event::ClientError(ClientError::MaxReconnects)
-    )
+    matches!(event, Event::ClientError(ClientError::MaxReconnects))
 }
 
 fn log_event(role: &str, event: async_nats::Event) {
@@ -126,12 +141,12 @@ fn log_event(role: &str, event: async_nats::Event) {
 pub(crate) async fn connect(
     config: &NatsConnectionConfig,
     name: &str,
-    closed: &CancellationToken,
+    events: &ConnEvents,
 ) -> Result<async_nats::Client, RpcError> {
     let give_up = Instant::now() + start_deadline(config);
     let mut attempt = 1u32;
     loop {
-        match options(config, name, closed)
+        match options(config, name, events)
             .connect(config.connect.as_str())
             .await
         {
@@ -155,6 +170,15 @@ fn ensure_connected(client: &async_nats::Client) -> Result<(), RpcError> {
         State::Connected => Ok(()),
         _ => Err(RpcError::Disconnected),
     }
+}
+
+/// Returns `Err(TooLarge)` when `size` is over what the NATS server accepts.
+fn check_size(client: &async_nats::Client, size: usize) -> Result<(), RpcError> {
+    let max = client.server_info().max_payload;
+    if max > 0 && size > max {
+        return Err(RpcError::TooLarge { size, max });
+    }
+    Ok(())
 }
 
 // ===== NatsRpcClient =====
@@ -215,11 +239,11 @@ impl NatsRpcClient {
         config: &NatsClientConfig,
         caller: &ServerInfo,
     ) -> Result<NatsRpcClient, RpcError> {
-        let closed = CancellationToken::new();
-        let client = connect(&config.connection, "pitaya-rpc-client", &closed).await?;
+        let events = ConnEvents::default();
+        let client = connect(&config.connection, "pitaya-rpc-client", &events).await?;
         Ok(NatsRpcClient {
             client,
-            closed,
+            closed: events.lost,
             caller_id: caller.id.clone(),
             request_timeout: config.request_timeout,
         })
@@ -237,6 +261,7 @@ impl NatsRpcClient {
 
     async fn publish(&self, subject: String, payload: Vec<u8>) -> Result<(), RpcError> {
         ensure_connected(&self.client)?;
+        check_size(&self.client, payload.len())?;
         self.client
             .publish(subject, payload.into())
             .await
@@ -261,8 +286,10 @@ impl RpcClient for NatsRpcClient {
             .as_ref()
             .map(|m| m.route.clone())
             .unwrap_or_default();
+        let payload = req.encode_to_vec();
+        check_size(&self.client, payload.len())?;
         let request = async_nats::Request::new()
-            .payload(req.encode_to_vec().into())
+            .payload(payload.into())
             .timeout(Some(timeout));
 
         let reply = match self.client.send_request(subject.clone(), request).await {

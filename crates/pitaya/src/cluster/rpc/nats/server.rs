@@ -1,15 +1,17 @@
 //! The answering side over NATS: subscriptions, bounded queues, workers.
 //!
 //! Every subscription is read by a forwarding task that moves messages into a
-//! bounded queue with `try_send`: when a queue is full the message is dropped
-//! and counted, as Pitaya's slow-consumer drops are (spec 7.3). Calls are
-//! answered by `services` workers sharing one queue; pushes, kicks and bind
-//! announcements each have one consumer, so a user's pushes keep their order.
+//! bounded queue (`buffer.messages`, `buffer.push`). Unlike Pitaya, which drops
+//! what does not fit (spec 7.3), a full queue holds the forwarder back: messages
+//! wait in NATS's per-subscription buffer and are dropped, and counted, only
+//! when that overflows as well. Calls are answered by `services` workers sharing
+//! one queue; pushes, kicks and bind announcements each have one consumer, so a
+//! user's pushes keep their order.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{bindings_subject, connect, kick_subject, push_subject, server_subject};
+use super::{bindings_subject, connect, kick_subject, push_subject, server_subject, ConnEvents};
 use crate::cluster::rpc::{
     error_response, metadata_timeout, RpcError, RpcHandler, RpcServer, TIMEOUT_MESSAGE,
 };
@@ -51,13 +53,12 @@ struct UserSubscriptions {
 
 struct Inner {
     client: async_nats::Client,
-    closed: CancellationToken,
+    events: ConnEvents,
     server_type: String,
     handler: Arc<dyn RpcHandler>,
     push_tx: mpsc::Sender<Message>,
     kick_tx: mpsc::Sender<Message>,
     users: Mutex<HashMap<String, UserSubscriptions>>,
-    dropped: AtomicU64,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -96,8 +97,8 @@ impl NatsRpcServer {
         info: &ServerInfo,
         handler: Arc<dyn RpcHandler>,
     ) -> Result<NatsRpcServer, RpcError> {
-        let closed = CancellationToken::new();
-        let client = connect(&config.connection, "pitaya-rpc-server", &closed).await?;
+        let events = ConnEvents::default();
+        let client = connect(&config.connection, "pitaya-rpc-server", &events).await?;
         let calls = subscribe(&client, server_subject(&info.server_type, &info.id)).await?;
         let binds = subscribe(&client, bindings_subject(&info.server_type)).await?;
 
@@ -109,24 +110,19 @@ impl NatsRpcServer {
         let (bind_tx, bind_rx) = mpsc::channel(messages);
         let inner = Arc::new(Inner {
             client,
-            closed,
+            events,
             server_type: info.server_type.clone(),
             handler,
             push_tx,
             kick_tx,
             users: Mutex::new(HashMap::new()),
-            dropped: AtomicU64::new(0),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
 
         let stop = inner.stop.clone();
-        inner
-            .tasks
-            .spawn(forward(Arc::clone(&inner), calls, call_tx, stop.clone()));
-        inner
-            .tasks
-            .spawn(forward(Arc::clone(&inner), binds, bind_tx, stop));
+        inner.tasks.spawn(forward(calls, call_tx, stop.clone()));
+        inner.tasks.spawn(forward(binds, bind_tx, stop));
         let call_rx = Arc::new(tokio::sync::Mutex::new(call_rx));
         for _ in 0..config.services.max(1) {
             inner
@@ -148,9 +144,10 @@ impl NatsRpcServer {
         Ok(NatsRpcServer { inner })
     }
 
-    /// Returns how many messages were dropped because a queue was full.
+    /// Returns how many times NATS dropped messages for this server because it fell
+    /// behind by more than a subscription's buffer.
     pub fn dropped_messages(&self) -> u64 {
-        self.inner.dropped.load(Ordering::Relaxed)
+        self.inner.events.slow.load(Ordering::Relaxed)
     }
 }
 
@@ -162,18 +159,12 @@ impl RpcServer for NatsRpcServer {
         let kick = subscribe(&inner.client, kick_subject(&inner.server_type, uid)).await?;
         let stop = inner.stop.child_token();
         let forwarders = vec![
-            inner.tasks.spawn(forward(
-                Arc::clone(inner),
-                push,
-                inner.push_tx.clone(),
-                stop.clone(),
-            )),
-            inner.tasks.spawn(forward(
-                Arc::clone(inner),
-                kick,
-                inner.kick_tx.clone(),
-                stop.clone(),
-            )),
+            inner
+                .tasks
+                .spawn(forward(push, inner.push_tx.clone(), stop.clone())),
+            inner
+                .tasks
+                .spawn(forward(kick, inner.kick_tx.clone(), stop.clone())),
         ];
         let old = lock(&inner.users).insert(uid.to_owned(), UserSubscriptions { stop, forwarders });
         if let Some(old) = old {
@@ -191,7 +182,7 @@ impl RpcServer for NatsRpcServer {
     }
 
     async fn closed(&self) {
-        self.inner.closed.cancelled().await;
+        self.inner.events.lost.cancelled().await;
     }
 
     async fn shutdown(&self) {
@@ -251,14 +242,12 @@ async fn end_user(subs: UserSubscriptions) {
 
 // ===== tasks =====
 
-/// Moves messages of `sub` into `tx` until `stop`, dropping and counting what
-/// does not fit.
-async fn forward(
-    inner: Arc<Inner>,
-    mut sub: Subscriber,
-    tx: mpsc::Sender<Message>,
-    stop: CancellationToken,
-) {
+/// Moves messages of `sub` into `tx` until `stop`.
+///
+/// A full queue holds the forwarder back rather than dropping: the messages wait in
+/// the subscription's own buffer, and NATS drops (counted as slow-consumer events)
+/// only once that overflows too.
+async fn forward(mut sub: Subscriber, tx: mpsc::Sender<Message>, stop: CancellationToken) {
     loop {
         let message = tokio::select! {
             biased;
@@ -268,9 +257,13 @@ async fn forward(
                 None => break,
             },
         };
-        if let Err(mpsc::error::TrySendError::Full(message)) = tx.try_send(message) {
-            let dropped = inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(subject = %message.subject, dropped, "rpc queue full, message dropped");
+        let sent = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            sent = tx.send(message) => sent,
+        };
+        if sent.is_err() {
+            break;
         }
     }
     if let Err(e) = sub.unsubscribe().await {
