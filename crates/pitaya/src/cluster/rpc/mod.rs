@@ -14,10 +14,15 @@
 //! | [`RpcError`] | why a transport operation failed; converts to [`crate::Error`] |
 //! | [`request_metadata`] | the propagated context of spec 6.3 |
 //! | `NatsRpcClient`, `NatsRpcServer` | the NATS transport, feature `nats` |
+//! | `GrpcRpc` | the gRPC transport, feature `grpc` |
 
+#[cfg(feature = "grpc")]
+mod grpc;
 #[cfg(feature = "nats")]
 mod nats;
 
+#[cfg(feature = "grpc")]
+pub use grpc::{GrpcRpc, GRPC_EXTERNAL_HOST, GRPC_EXTERNAL_PORT, GRPC_HOST, GRPC_PORT, REGION};
 #[cfg(feature = "nats")]
 pub use nats::{NatsRpcClient, NatsRpcServer};
 
@@ -26,13 +31,14 @@ pub use pitaya_protos as protos;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use pitaya_protos::{BindMsg, KickAnswer, KickMsg, Push, Request, Response};
 
-use super::{BoxError, ServerInfo};
+use super::{BoxError, ServerInfo, ServiceDiscovery};
 use crate::config::duration;
 use crate::error::codes;
 
@@ -73,6 +79,32 @@ pub enum RpcError {
     NoResponders {
         /// The subject the request went to.
         subject: String,
+    },
+    /// Nothing listens at the target's address: the server is gone.
+    #[error("server {server_id} unreachable at {address}")]
+    Unreachable {
+        /// Id of the target server.
+        server_id: String,
+        /// The address dialled.
+        address: String,
+    },
+    /// The target's record names no address this transport can dial.
+    #[error("server {server_id} publishes no address for this transport")]
+    NoAddress {
+        /// Id of the target server.
+        server_id: String,
+    },
+    /// Service discovery knows no server with this id.
+    #[error("server {server_id} not found")]
+    UnknownServer {
+        /// The id looked up.
+        server_id: String,
+    },
+    /// No frontend of the type is recorded as holding the user.
+    #[error("binding for user {uid} was not found")]
+    NotBound {
+        /// The user looked up.
+        uid: String,
     },
     /// The connection to the transport is down; the call was not sent.
     #[error("rpc transport disconnected")]
@@ -175,6 +207,12 @@ pub fn request_metadata(
     Bytes::from(map.to_string())
 }
 
+/// Returns whether request metadata carries a context: a JSON object, as the
+/// receiver requires (spec 6.3).
+pub(crate) fn has_context(metadata: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(metadata).is_ok_and(|v| v.is_object())
+}
+
 /// Returns the `reqTimeout` of JSON request metadata, when present and valid.
 pub fn metadata_timeout(metadata: &[u8]) -> Option<Duration> {
     let value: serde_json::Value = serde_json::from_slice(metadata).ok()?;
@@ -239,6 +277,22 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     /// Dropping the future may or may not send the message.
     async fn publish_push(&self, frontend_type: &str, push: Push) -> Result<(), RpcError>;
 
+    /// Returns once `push` is sent to frontend `server`, known to hold its user.
+    ///
+    /// Backend sessions push this way (spec 6.6); by default it is
+    /// [`publish_push`](Self::publish_push) to the frontend's type.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_push`](Self::publish_push), and any error calling `server`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may or may not send the message.
+    async fn push_to_server(&self, server: &ServerInfo, push: Push) -> Result<(), RpcError> {
+        self.publish_push(&server.server_type, push).await
+    }
+
     /// Returns once a kick of `uid` is sent to the frontends of `frontend_type`.
     ///
     /// # Errors
@@ -267,6 +321,15 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     async fn closed(&self) {
         std::future::pending::<()>().await;
     }
+
+    /// Hands the client the cluster's server list, once discovery runs.
+    ///
+    /// A transport that calls servers at their own addresses (gRPC) follows it to
+    /// find frontends by id and to drop connections to servers that left.
+    /// Ignored by default.
+    fn attach_discovery(&self, discovery: Arc<dyn ServiceDiscovery>) {
+        let _ = discovery;
+    }
 }
 
 /// What a server does with the messages its [`RpcServer`] receives.
@@ -275,8 +338,9 @@ pub trait RpcHandler: Send + Sync + 'static {
     /// Returns the answer to a call; `req.msg` is always present.
     async fn handle(&self, req: Request) -> Response;
 
-    /// Delivers a push to the local session of `push.uid`.
-    async fn on_push(&self, push: Push);
+    /// Delivers a push to the local session of `push.uid`; returns whether
+    /// there was one.
+    async fn on_push(&self, push: Push) -> bool;
 
     /// Kicks the local session of `kick.user_id`; returns whether one was kicked.
     async fn on_kick(&self, kick: KickMsg) -> KickAnswer;
