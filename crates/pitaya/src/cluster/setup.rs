@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::rpc::{RpcClient, RpcError, RpcHandler, RpcServer};
 use super::{DiscoveryError, ServerInfo, ServiceDiscovery};
-use crate::config::{ConfigError, TransportKind};
+use crate::config::ConfigError;
 use crate::route::Route;
 use crate::{Config, Session};
 
@@ -122,9 +122,9 @@ impl RpcTransport for Box<dyn RpcTransport> {
 pub fn configured_transport(config: &Config) -> Result<Box<dyn RpcTransport>, ConfigError> {
     match config.cluster.rpc.transport {
         #[cfg(feature = "nats")]
-        TransportKind::Nats => Ok(Box::new(NatsRpc)),
+        crate::config::TransportKind::Nats => Ok(Box::new(NatsRpc)),
         #[cfg(feature = "grpc")]
-        TransportKind::Grpc => Ok(Box::new(super::rpc::GrpcRpc::new())),
+        crate::config::TransportKind::Grpc => Ok(Box::new(super::rpc::GrpcRpc::new())),
         #[allow(unreachable_patterns)]
         other => Err(ConfigError::Invalid(format!(
             "pitaya.cluster.rpc.transport {other:?} is not compiled in (features nats, grpc)"

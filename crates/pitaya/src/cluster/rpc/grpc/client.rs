@@ -108,7 +108,8 @@ impl GrpcRpcClient {
         self.server(&id)
     }
 
-    /// Returns the answer of one call made by `send` to `peer`, within `timeout`.
+    /// Returns the answer of `server` to the call `send` makes on its connection,
+    /// or the error of spec 4.8 for a call that outlived `timeout`.
     async fn unary<T, F, Fut>(
         &self,
         server: &ServerInfo,

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::client::GrpcRpcClient;
 use super::server::GrpcRpcServer;
 use super::{Shared, GRPC_HOST, GRPC_PORT, REGION};
-use crate::cluster::bindings::{BindingStorage, EtcdBindingStorage};
+use crate::cluster::bindings::EtcdBindingStorage;
 use crate::cluster::rpc::{RpcClient, RpcError, RpcHandler, RpcServer};
 use crate::cluster::{RpcTransport, ServerInfo};
 use crate::Config;
@@ -27,8 +27,7 @@ use crate::Config;
 /// `grpc-external-port` for callers in other regions.
 ///
 /// Users are found through the binding storage in etcd of
-/// `pitaya.modules.bindingstorage.etcd`, unless
-/// [`with_binding_storage`](Self::with_binding_storage) gives another.
+/// `pitaya.modules.bindingstorage.etcd`.
 ///
 /// A value serves one app; build each app with its own.
 ///
@@ -45,7 +44,6 @@ use crate::Config;
 /// ```
 #[derive(Debug, Default)]
 pub struct GrpcRpc {
-    custom_bindings: Option<Arc<dyn BindingStorage>>,
     state: Mutex<State>,
 }
 
@@ -62,14 +60,6 @@ impl GrpcRpc {
         GrpcRpc::default()
     }
 
-    /// Returns the transport with `bindings` as its binding storage.
-    pub fn with_binding_storage(bindings: Arc<dyn BindingStorage>) -> GrpcRpc {
-        GrpcRpc {
-            custom_bindings: Some(bindings),
-            state: Mutex::default(),
-        }
-    }
-
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // Each step takes or sets one field, so the state is whole after a panic.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -80,18 +70,12 @@ impl GrpcRpc {
         if let Some(shared) = self.state().shared.clone() {
             return Ok(shared);
         }
-        let bindings = match &self.custom_bindings {
-            Some(custom) => Arc::clone(custom),
-            None => {
-                let etcd = &config.modules.binding_storage.etcd;
-                let storage = EtcdBindingStorage::connect(etcd, me)
-                    .await
-                    .map_err(|e| RpcError::Transport(e.into()))?;
-                Arc::new(storage)
-            }
-        };
+        let etcd = &config.modules.binding_storage.etcd;
+        let bindings = EtcdBindingStorage::connect(etcd, me)
+            .await
+            .map_err(|e| RpcError::Transport(e.into()))?;
         let shared = Arc::new(Shared {
-            bindings,
+            bindings: Arc::new(bindings),
             displaced: Mutex::default(),
         });
         Ok(Arc::clone(self.state().shared.get_or_insert(shared)))
