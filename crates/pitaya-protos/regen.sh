@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 cargo run --quiet -p pitaya-protos-codegen
-rustfmt --edition 2021 src/generated/protos.rs
+rustfmt --edition 2021 src/generated/protos.rs src/generated/grpc/protos.rs

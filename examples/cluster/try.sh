@@ -3,6 +3,9 @@
 # connector (TCP 127.0.0.1:3250, WebSocket 127.0.0.1:3251) and two room servers.
 # Ctrl-C stops everything. Needs the nats-server and etcd-server Debian packages
 # (`./scripts/test.sh` installs them).
+#
+# PITAYA_CLUSTER_RPC_TRANSPORT=grpc ./examples/cluster/try.sh runs the same servers
+# over gRPC instead, without NATS; each server takes a free gRPC port.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -17,7 +20,8 @@ find_bin() {
     echo "try.sh: $name not found; install the Debian package (${2})" >&2
     exit 1
 }
-nats_bin=$(find_bin nats-server nats-server)
+transport="${PITAYA_CLUSTER_RPC_TRANSPORT:-nats}"
+if [[ $transport != grpc ]]; then nats_bin=$(find_bin nats-server nats-server); fi
 etcd_bin=$(find_bin etcd etcd-server)
 
 free_port() {
@@ -40,11 +44,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-nats_port=$(free_port)
 etcd_port=$(free_port)
 etcd_peer=$(free_port)
-"$nats_bin" -a 127.0.0.1 -p "$nats_port" >"$work/nats.log" 2>&1 &
-infra+=($!)
 "$etcd_bin" --data-dir "$work/etcd" --name try \
     --listen-client-urls "http://127.0.0.1:$etcd_port" \
     --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -61,14 +62,25 @@ wait_port() {
     echo "try.sh: nothing listens on port $1; see the logs in $work" >&2
     exit 1
 }
-wait_port "$nats_port"
 wait_port "$etcd_port"
 
-export PITAYA_CLUSTER_RPC_CLIENT_NATS_CONNECT="nats://127.0.0.1:$nats_port"
-export PITAYA_CLUSTER_RPC_SERVER_NATS_CONNECT="nats://127.0.0.1:$nats_port"
 export PITAYA_CLUSTER_SD_ETCD_ENDPOINTS="127.0.0.1:$etcd_port"
 export PITAYA_GROUPS_ETCD_ENDPOINTS="127.0.0.1:$etcd_port"
-echo "NATS on $nats_port, etcd on $etcd_port (logs in $work)"
+if [[ $transport == grpc ]]; then
+    export PITAYA_CLUSTER_RPC_TRANSPORT=grpc
+    export PITAYA_CLUSTER_RPC_SERVER_GRPC_PORT=0
+    export PITAYA_CLUSTER_RPC_SERVER_GRPC_HOST=127.0.0.1
+    export PITAYA_MODULES_BINDINGSTORAGE_ETCD_ENDPOINTS="127.0.0.1:$etcd_port"
+    echo "gRPC between the servers, etcd on $etcd_port (logs in $work)"
+else
+    nats_port=$(free_port)
+    "$nats_bin" -a 127.0.0.1 -p "$nats_port" >"$work/nats.log" 2>&1 &
+    infra+=($!)
+    wait_port "$nats_port"
+    export PITAYA_CLUSTER_RPC_CLIENT_NATS_CONNECT="nats://127.0.0.1:$nats_port"
+    export PITAYA_CLUSTER_RPC_SERVER_NATS_CONNECT="nats://127.0.0.1:$nats_port"
+    echo "NATS on $nats_port, etcd on $etcd_port (logs in $work)"
+fi
 
 # CLUSTER_CHAT_BIN runs an already built binary instead of building a release one.
 bin="${CLUSTER_CHAT_BIN:-}"

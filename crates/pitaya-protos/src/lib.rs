@@ -10,6 +10,10 @@
 //! `protoc`. Never edit it by hand: change the `.proto` and run `regen.sh`.
 //! Byte fields are [`bytes::Bytes`], so payloads pass through without copies.
 //!
+//! With the `grpc` feature, `pitaya_client` and `pitaya_server` hold the tonic
+//! client and server of service `protos.Pitaya` (spec section 8), generated the
+//! same way into `src/generated/grpc/`.
+//!
 //! # Examples
 //!
 //! ```
@@ -29,6 +33,13 @@
 mod protos;
 
 pub use protos::*;
+
+#[cfg(feature = "grpc")]
+#[path = "generated/grpc/protos.rs"]
+mod service;
+
+#[cfg(feature = "grpc")]
+pub use service::{pitaya_client, pitaya_server};
 
 #[cfg(test)]
 mod tests;

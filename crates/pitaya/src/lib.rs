@@ -35,6 +35,7 @@
 //! | `protobuf` | yes | [`serialize::ProtobufSerializer`] and [`serialize::Proto`] |
 //! | `etcd` | no | `cluster::EtcdDiscovery`, `groups::EtcdGroupStore`; building it needs `protoc` |
 //! | `nats` | no | `cluster::rpc::NatsRpcClient` and `NatsRpcServer`, cluster RPC over NATS |
+//! | `grpc` | no | `cluster::GrpcRpc`, cluster RPC over gRPC, with `etcd` for its binding storage |
 //!
 //! # Examples
 //!

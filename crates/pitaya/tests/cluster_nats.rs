@@ -54,8 +54,8 @@ impl RpcHandler for Recorder {
             error: None,
         }
     }
-    async fn on_push(&self, push: Push) {
-        let _ = self.pushes.send(push);
+    async fn on_push(&self, push: Push) -> bool {
+        self.pushes.send(push).is_ok()
     }
     async fn on_kick(&self, kick: KickMsg) -> KickAnswer {
         let _ = self.kicks.send(kick);

@@ -29,7 +29,9 @@ impl RpcHandler for Echo {
             error: None,
         }
     }
-    async fn on_push(&self, _: Push) {}
+    async fn on_push(&self, _: Push) -> bool {
+        false
+    }
     async fn on_kick(&self, _: KickMsg) -> KickAnswer {
         KickAnswer { kicked: false }
     }

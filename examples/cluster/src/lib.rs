@@ -1,7 +1,8 @@
 //! The chat room of the `chat` example, split for a cluster.
 //!
 //! - `connector` (frontend, TCP and WebSocket): holds the client connections and
-//!   forwards every `room.room.*` route to a `room` server over NATS.
+//!   forwards every `room.room.*` route to a `room` server over NATS, or gRPC when
+//!   `pitaya.cluster.rpc.transport` says so.
 //! - `room` (backend, one or more): runs the chat. Membership lives in the etcd group
 //!   store, so any room server can serve any client; pushes go back through the
 //!   connectors by uid.

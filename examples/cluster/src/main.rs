@@ -1,9 +1,14 @@
 //! `cluster-chat`: runs one server of the clustered chat, a connector or a room.
 //!
-//! Every server needs NATS and etcd; their addresses come from the Pitaya config keys
-//! (file or `PITAYA_*` environment), for example
+//! Every server needs etcd and, by default, NATS; their addresses come from the Pitaya
+//! config keys (file or `PITAYA_*` environment), for example
 //! `PITAYA_CLUSTER_RPC_CLIENT_NATS_CONNECT`, `PITAYA_CLUSTER_RPC_SERVER_NATS_CONNECT`,
 //! `PITAYA_CLUSTER_SD_ETCD_ENDPOINTS` and, for rooms, `PITAYA_GROUPS_ETCD_ENDPOINTS`.
+//!
+//! `PITAYA_CLUSTER_RPC_TRANSPORT=grpc` switches to gRPC: each server then listens on
+//! `PITAYA_CLUSTER_RPC_SERVER_GRPC_PORT` (0 for a free port, needed when several run
+//! on one machine), publishes `PITAYA_CLUSTER_RPC_SERVER_GRPC_HOST` (default: the host
+//! name), and records its users in `PITAYA_MODULES_BINDINGSTORAGE_ETCD_ENDPOINTS`.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use pitaya::acceptor::{Acceptor, TcpAcceptor, WsAcceptor};
-use pitaya::cluster::{EtcdSd, NatsRpc};
+use pitaya::cluster::{configured_transport, EtcdSd};
 use pitaya::config::Config;
 use pitaya::groups::EtcdGroupStore;
 
@@ -80,19 +85,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .await
                 .map_err(|e| format!("cannot listen on {ws} (websocket): {e}"))?;
             tracing::info!(tcp = %tcp.local_addr(), ws = %ws.local_addr(), "connector listening");
+            let transport = configured_transport(&config)?;
             let app = cluster_chat::connector(config)
                 .acceptor(tcp)
                 .acceptor(ws)
-                .cluster(NatsRpc, EtcdSd)
+                .cluster(transport, EtcdSd)
                 .build()?;
             app.run().await?;
         }
         Role::Room => {
             let groups = connect_groups(&config).await?;
+            let transport = configured_transport(&config)?;
             let app = cluster_chat::room(config)
                 .backend()
                 .groups(Arc::new(groups))
-                .cluster(NatsRpc, EtcdSd)
+                .cluster(transport, EtcdSd)
                 .build()?;
             cluster_chat::ensure_room(&app.handle()).await?;
             app.run().await?;

@@ -3,48 +3,9 @@
 
 mod support;
 
-use pitaya::protocol::MessageType;
 use pitaya_test_support::{json, RawClient};
 use serde_json::json;
-use support::{join, wait_for, Connector, Infra, Proc};
-
-/// Starts a room server and returns it once it joined the cluster.
-async fn room(infra: &Infra) -> (Proc, String) {
-    let mut proc = Proc::start(infra, &["room"]);
-    let id = proc.joined().await;
-    (proc, id)
-}
-
-async fn rooms_registered(infra: &Infra, count: usize) {
-    wait_for("room servers in etcd", || async {
-        infra.registered("room").await.len() == count
-    })
-    .await;
-}
-
-/// Returns a client joined as `nick`, its own `onMembers` push consumed.
-async fn member(c: &mut RawClient, nick: &str) {
-    c.request(
-        1,
-        "room.room.join",
-        json!({ "name": nick }).to_string().as_bytes(),
-    )
-    .await
-    .unwrap();
-    let (mut members, mut answered) = (false, false);
-    while !(members && answered) {
-        let msg = c.recv_message().await.unwrap();
-        match msg.kind {
-            MessageType::Push if msg.route == "onMembers" => members = true,
-            MessageType::Response => {
-                assert!(!msg.error, "join failed: {}", json(&msg));
-                assert_eq!(json(&msg), json!({ "code": 0, "result": "success" }));
-                answered = true;
-            }
-            _ => {}
-        }
-    }
-}
+use support::{join, member, room, rooms_registered, wait_for, Connector, Infra, Proc};
 
 #[tokio::test]
 async fn tcp_and_websocket_members_chat_through_two_rooms() {
@@ -138,7 +99,7 @@ async fn nats_going_away_fails_requests_fast_and_service_resumes_when_it_returns
     let mut c = connector.tcp_client().await;
     member(&mut c, "dana").await;
 
-    infra.nats.stop();
+    infra.nats().stop();
     // Each request is answered with an error instead of hanging; the client
     // connection stays up.
     let mut seen_error = None;
@@ -162,7 +123,7 @@ async fn nats_going_away_fails_requests_fast_and_service_resumes_when_it_returns
         "failed fast, not by timeout: {error}"
     );
 
-    infra.nats.restart().expect("nats restarts");
+    infra.nats().restart().expect("nats restarts");
     let mut id = 100;
     wait_for("service to resume after NATS returns", || {
         id += 1;
@@ -212,7 +173,7 @@ async fn after_etcd_restarts_empty_every_server_registers_again_and_finds_new_on
 #[tokio::test]
 async fn a_server_still_waiting_for_nats_stops_on_sigterm() {
     let mut infra = Infra::start();
-    infra.nats.stop();
+    infra.nats().stop();
     let mut connector = Proc::start(
         &infra,
         &["connector", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"],
@@ -228,7 +189,7 @@ async fn a_server_that_loses_nats_for_good_exits_with_an_error() {
     let mut infra = Infra::start();
     let (mut room, _) = room(&infra).await;
     rooms_registered(&infra, 1).await;
-    infra.nats.stop();
+    infra.nats().stop();
     // Pitaya's defaults: 15 reconnection attempts a second apart, then the app stops.
     room.line_with(&["lost for good"]).await;
     let status = room.wait().await;

@@ -57,6 +57,9 @@ pub enum BuildError {
     /// A backend server takes no client connections.
     #[error("a backend server cannot have acceptors")]
     BackendWithAcceptor,
+    /// The cluster RPC transport could not be set up, such as its port bound.
+    #[error("cluster rpc could not be prepared: {0}")]
+    Rpc(#[from] crate::cluster::RpcError),
 }
 
 /// Builds an [`App`]; every method takes and returns the builder.
@@ -311,7 +314,8 @@ impl Builder {
     /// # Errors
     ///
     /// Any registration error collected on the way, an unknown serializer, a bad route
-    /// dictionary, or no acceptor.
+    /// dictionary, no acceptor, or a cluster transport that cannot be prepared (such as
+    /// a gRPC port already in use).
     pub fn build(mut self) -> Result<App, BuildError> {
         if let Some(e) = self.errors.drain(..).next() {
             return Err(e);
@@ -364,6 +368,9 @@ impl Builder {
             info = info.with_id(id);
         }
         info.metadata = self.metadata;
+        if let Some((transport, _)) = &self.cluster {
+            transport.prepare(&cfg, &mut info)?;
+        }
         let routers = self.routers;
         let cluster = self.cluster.map(|(transport, discovery)| {
             let timeout = transport.request_timeout(&cfg);

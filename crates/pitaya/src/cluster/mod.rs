@@ -3,7 +3,9 @@
 //! Every server describes itself with a [`ServerInfo`]; service discovery
 //! ([`discovery`]) publishes it and keeps the list of the others. RPC between
 //! servers ([`rpc`]; NATS or gRPC, spec sections 7 and 8) builds on this list.
+//! gRPC also needs to know which frontend holds each user ([`bindings`]).
 
+pub mod bindings;
 pub mod discovery;
 pub mod rpc;
 mod setup;
@@ -16,12 +18,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use discovery::EtcdDiscovery;
 pub use discovery::{BoxError, DiscoveryError};
 pub use discovery::{DiscoveryEvent, ServiceDiscovery, StaticDiscovery};
+#[cfg(feature = "grpc")]
+pub use rpc::GrpcRpc;
 pub use rpc::{RpcClient, RpcError, RpcHandler, RpcServer};
 #[cfg(feature = "etcd")]
 pub use setup::EtcdSd;
 #[cfg(feature = "nats")]
 pub use setup::NatsRpc;
-pub use setup::{DiscoveryBackend, RouteRequest, Router, RpcTransport};
+pub use setup::{configured_transport, DiscoveryBackend, RouteRequest, Router, RpcTransport};
 
 // Public only so integration tests can read etcd directly without a
 // dev-dependency, which would need `protoc` even without this feature.

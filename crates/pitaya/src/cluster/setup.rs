@@ -14,12 +14,29 @@ use bytes::Bytes;
 
 use super::rpc::{RpcClient, RpcError, RpcHandler, RpcServer};
 use super::{DiscoveryError, ServerInfo, ServiceDiscovery};
+use crate::config::ConfigError;
 use crate::route::Route;
 use crate::{Config, Session};
 
 /// Starts the two sides of cluster RPC for an app.
+///
+/// One transport value serves one app: it may keep what
+/// [`prepare`](Self::prepare) set up for the later calls.
 #[async_trait]
 pub trait RpcTransport: Send + Sync + fmt::Debug + 'static {
+    /// Returns once what must precede publishing this server is done, with its
+    /// metadata added to `info`; the builder calls it, before discovery can
+    /// see `info`. gRPC binds its port here and publishes its address; the
+    /// default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`RpcError`] when the transport cannot be set up.
+    fn prepare(&self, config: &Config, info: &mut ServerInfo) -> Result<(), RpcError> {
+        let _ = (config, info);
+        Ok(())
+    }
+
     /// Returns the calling side, connected.
     ///
     /// # Errors
@@ -46,6 +63,72 @@ pub trait RpcTransport: Send + Sync + fmt::Debug + 'static {
     /// Returns how long a call waits for its answer; NATS's setting unless overridden.
     fn request_timeout(&self, config: &Config) -> Duration {
         config.cluster.rpc.client.nats.request_timeout
+    }
+}
+
+#[async_trait]
+impl RpcTransport for Box<dyn RpcTransport> {
+    fn prepare(&self, config: &Config, info: &mut ServerInfo) -> Result<(), RpcError> {
+        (**self).prepare(config, info)
+    }
+
+    async fn connect_client(
+        &self,
+        config: &Config,
+        me: &ServerInfo,
+    ) -> Result<Arc<dyn RpcClient>, RpcError> {
+        (**self).connect_client(config, me).await
+    }
+
+    async fn start_server(
+        &self,
+        config: &Config,
+        me: &ServerInfo,
+        handler: Arc<dyn RpcHandler>,
+    ) -> Result<Arc<dyn RpcServer>, RpcError> {
+        (**self).start_server(config, me, handler).await
+    }
+
+    fn request_timeout(&self, config: &Config) -> Duration {
+        (**self).request_timeout(config)
+    }
+}
+
+/// Returns a new instance of the transport `pitaya.cluster.rpc.transport` names.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[cfg(feature = "etcd")]
+/// # fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// use pitaya::cluster::{configured_transport, EtcdSd};
+/// use pitaya::{App, Config};
+///
+/// // PITAYA_CLUSTER_RPC_TRANSPORT=grpc switches this backend to gRPC.
+/// let config = Config::load()?;
+/// let room = App::builder("room")
+///     .backend()
+///     .cluster(configured_transport(&config)?, EtcdSd)
+///     .config(config)
+///     .build()?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// Returns [`ConfigError::Invalid`] when the transport is not compiled in
+/// (features `nats` and `grpc`).
+pub fn configured_transport(config: &Config) -> Result<Box<dyn RpcTransport>, ConfigError> {
+    match config.cluster.rpc.transport {
+        #[cfg(feature = "nats")]
+        crate::config::TransportKind::Nats => Ok(Box::new(NatsRpc)),
+        #[cfg(feature = "grpc")]
+        crate::config::TransportKind::Grpc => Ok(Box::new(super::rpc::GrpcRpc::new())),
+        #[allow(unreachable_patterns)]
+        other => Err(ConfigError::Invalid(format!(
+            "pitaya.cluster.rpc.transport {other:?} is not compiled in (features nats, grpc)"
+        ))),
     }
 }
 

@@ -38,10 +38,27 @@ pub struct ClusterInfoConfig {
 #[serde(default)]
 #[non_exhaustive]
 pub struct RpcConfig {
+    /// The transport that `pitaya::cluster::configured_transport` starts. Key
+    /// `pitaya.cluster.rpc.transport`, `nats` or `grpc`, default `nats`. A
+    /// pitaya-rs addition: a Go Pitaya app picks its transport in code.
+    pub transport: TransportKind,
     /// The calling side.
     pub client: RpcClientConfig,
     /// The answering side.
     pub server: RpcServerConfig,
+}
+
+/// The RPC transports a config can name (key `pitaya.cluster.rpc.transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// NATS (spec 7), settings under `pitaya.cluster.rpc.*.nats`.
+    #[default]
+    Nats,
+    /// gRPC (spec 8), settings under `pitaya.cluster.rpc.*.grpc`, with the
+    /// binding storage of `pitaya.modules.bindingstorage.etcd`.
+    Grpc,
 }
 
 /// RPC client settings (key `pitaya.cluster.rpc.client`).
@@ -72,15 +89,17 @@ pub struct RpcServerConfig {
 #[non_exhaustive]
 pub struct GrpcClientConfig {
     /// Time allowed to dial a server. Key
-    /// `pitaya.cluster.rpc.client.grpc.dialtimeout`, default 5s (Pitaya's).
+    /// `pitaya.cluster.rpc.client.grpc.dialtimeout`, default 5s (Pitaya's,
+    /// which stores it without using it).
     #[serde(rename = "dialtimeout", with = "serde_go")]
     pub dial_timeout: Duration,
-    /// Deadline of one call. Key `pitaya.cluster.rpc.client.grpc.requesttimeout`,
-    /// default 5s (Pitaya's).
+    /// Deadline of one call; must be above zero. Key
+    /// `pitaya.cluster.rpc.client.grpc.requesttimeout`, default 5s (Pitaya's).
     #[serde(rename = "requesttimeout", with = "serde_go")]
     pub request_timeout: Duration,
     /// Whether to dial a server on first use instead of when discovered. Key
     /// `pitaya.cluster.rpc.client.grpc.lazyconnection`, default false (Pitaya's).
+    /// Read for compatibility: pitaya-rs always dials on first use.
     #[serde(rename = "lazyconnection")]
     pub lazy_connection: bool,
 }
@@ -100,14 +119,23 @@ impl Default for GrpcClientConfig {
 #[serde(default)]
 #[non_exhaustive]
 pub struct GrpcServerConfig {
-    /// TCP port, on all interfaces. Key `pitaya.cluster.rpc.server.grpc.port`,
-    /// default 3434 (Pitaya's).
+    /// TCP port, on all interfaces; 0 picks a free one. Key
+    /// `pitaya.cluster.rpc.server.grpc.port`, default 3434 (Pitaya's). The
+    /// port bound is published as metadata `grpcPort`.
     pub port: u16,
+    /// Host other servers dial, published as metadata `grpcHost`. Key
+    /// `pitaya.cluster.rpc.server.grpc.host`, default empty: this machine's
+    /// host name. A pitaya-rs addition: a Go Pitaya app writes the metadata in
+    /// code.
+    pub host: String,
 }
 
 impl Default for GrpcServerConfig {
     fn default() -> Self {
-        Self { port: 3434 }
+        Self {
+            port: 3434,
+            host: String::new(),
+        }
     }
 }
 

@@ -32,6 +32,8 @@ fn cluster_defaults_match_pitaya() {
     assert_eq!(c.rpc.client.grpc.request_timeout, Duration::from_secs(5));
     assert!(!c.rpc.client.grpc.lazy_connection);
     assert_eq!(c.rpc.server.grpc.port, 3434);
+    assert_eq!(c.rpc.server.grpc.host, "");
+    assert_eq!(c.rpc.transport, TransportKind::Nats);
 
     let nats = &c.rpc.client.nats;
     assert_eq!(nats.connection.connect, "nats://localhost:4222");
@@ -66,7 +68,48 @@ fn cluster_defaults_match_pitaya() {
     assert_eq!(etcd.shutdown.delay, Duration::from_millis(300));
     assert!(etcd.server_types_blacklist.is_empty());
     assert_eq!(etcd.startup_timeout, Duration::from_secs(30));
+
+    let bindings = Config::default().modules.binding_storage.etcd;
+    assert_eq!(bindings.endpoints, ["localhost:2379"]);
+    assert_eq!(bindings.prefix, "pitaya/");
+    assert_eq!(bindings.dial_timeout, Duration::from_secs(5));
+    assert_eq!(bindings.lease_ttl, Duration::from_secs(5 * 3600));
     Config::default().validate().unwrap();
+}
+
+#[test]
+fn env_switches_to_grpc_and_sets_its_keys() {
+    jailed(|jail| {
+        jail.set_env("PITAYA_CLUSTER_RPC_TRANSPORT", "grpc");
+        jail.set_env("PITAYA_CLUSTER_RPC_SERVER_GRPC_PORT", "0");
+        jail.set_env("PITAYA_CLUSTER_RPC_SERVER_GRPC_HOST", "10.0.0.7");
+        jail.set_env("PITAYA_CLUSTER_RPC_CLIENT_GRPC_REQUESTTIMEOUT", "750ms");
+        jail.set_env(
+            "PITAYA_MODULES_BINDINGSTORAGE_ETCD_ENDPOINTS",
+            "e1:2379,e2:2379",
+        );
+        jail.set_env("PITAYA_MODULES_BINDINGSTORAGE_ETCD_LEASETTL", "1h");
+        let c = Config::load().map_err(|e| e.to_string())?;
+        let rpc = &c.cluster.rpc;
+        assert_eq!(rpc.transport, TransportKind::Grpc);
+        assert_eq!(rpc.server.grpc.port, 0);
+        assert_eq!(rpc.server.grpc.host, "10.0.0.7");
+        assert_eq!(rpc.client.grpc.request_timeout, Duration::from_millis(750));
+        let bindings = &c.modules.binding_storage.etcd;
+        assert_eq!(bindings.endpoints, ["e1:2379", "e2:2379"]);
+        assert_eq!(bindings.lease_ttl, Duration::from_secs(3600));
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unknown_transport_is_refused_naming_the_key() {
+    jailed(|jail| {
+        jail.set_env("PITAYA_CLUSTER_RPC_TRANSPORT", "carrier-pigeon");
+        let err = Config::load().unwrap_err().to_string();
+        assert!(err.contains("pitaya.cluster.rpc.transport"), "{err}");
+        Ok(())
+    });
 }
 
 #[test]
@@ -155,6 +198,18 @@ fn cluster_values_out_of_range_are_refused_by_key() {
     let mut c = Config::default();
     c.cluster.rpc.server.nats.buffer.messages = 0;
     assert!(invalid(&c).contains("pitaya.cluster.rpc.server.nats.buffer.messages"));
+
+    let mut c = Config::default();
+    c.cluster.rpc.client.grpc.request_timeout = Duration::ZERO;
+    assert!(invalid(&c).contains("pitaya.cluster.rpc.client.grpc.requesttimeout"));
+
+    let mut c = Config::default();
+    c.modules.binding_storage.etcd.lease_ttl = Duration::from_millis(10);
+    assert!(invalid(&c).contains("pitaya.modules.bindingstorage.etcd.leasettl"));
+
+    let mut c = Config::default();
+    c.modules.binding_storage.etcd.endpoints.clear();
+    assert!(invalid(&c).contains("pitaya.modules.bindingstorage.etcd.endpoints"));
 }
 
 #[test]

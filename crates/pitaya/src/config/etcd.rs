@@ -266,6 +266,45 @@ impl Default for EtcdGroupsConfig {
     }
 }
 
+/// Binding storage in etcd (key `pitaya.modules.bindingstorage.etcd`, spec 8.1).
+///
+/// Read by the gRPC transport, which records there which frontend holds each user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct EtcdBindingStorageConfig {
+    /// etcd client endpoints, `host:port`. Key
+    /// `pitaya.modules.bindingstorage.etcd.endpoints`, default `[localhost:2379]`
+    /// (Pitaya's).
+    #[serde(with = "string_list")]
+    pub endpoints: Vec<String>,
+    /// Key prefix; servers see each other's bindings only under equal prefixes.
+    /// Key `pitaya.modules.bindingstorage.etcd.prefix`, default `pitaya/`
+    /// (Pitaya's).
+    pub prefix: String,
+    /// Time allowed to connect, and for each etcd operation. Key
+    /// `pitaya.modules.bindingstorage.etcd.dialtimeout`, default 5s (Pitaya's).
+    #[serde(rename = "dialtimeout", with = "serde_go")]
+    pub dial_timeout: Duration,
+    /// Time to live of the lease holding a frontend's bindings, at least 1s;
+    /// the bindings of a frontend that dies disappear this long after. Key
+    /// `pitaya.modules.bindingstorage.etcd.leasettl`, default 5h (Pitaya's
+    /// code; its docs say 1h).
+    #[serde(rename = "leasettl", with = "serde_go")]
+    pub lease_ttl: Duration,
+}
+
+impl Default for EtcdBindingStorageConfig {
+    fn default() -> Self {
+        Self {
+            endpoints: vec!["localhost:2379".into()],
+            prefix: "pitaya/".into(),
+            dial_timeout: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(5 * 60 * 60),
+        }
+    }
+}
+
 /// Serde for lists given as arrays or as one comma-separated string, the
 /// form Pitaya's environment variables use (`etcd1:2379,etcd2:2379`).
 mod string_list {

@@ -32,6 +32,7 @@
 mod cluster;
 pub mod duration;
 mod etcd;
+mod modules;
 mod sections;
 
 use std::path::Path;
@@ -43,12 +44,13 @@ use serde::{Deserialize, Serialize};
 pub use cluster::{
     ClusterConfig, ClusterInfoConfig, GrpcClientConfig, GrpcServerConfig, NatsBufferConfig,
     NatsClientConfig, NatsConnectionConfig, NatsServerConfig, RpcClientConfig, RpcConfig,
-    RpcServerConfig,
+    RpcServerConfig, TransportKind,
 };
 pub use etcd::{
-    EtcdGrantLeaseConfig, EtcdGroupsConfig, EtcdHeartbeatConfig, EtcdRevokeConfig, EtcdSdConfig,
-    EtcdShutdownConfig, EtcdSyncConfig, SdConfig,
+    EtcdBindingStorageConfig, EtcdGrantLeaseConfig, EtcdGroupsConfig, EtcdHeartbeatConfig,
+    EtcdRevokeConfig, EtcdSdConfig, EtcdShutdownConfig, EtcdSyncConfig, SdConfig,
 };
+pub use modules::{BindingStorageConfig, ModulesConfig};
 pub use sections::{
     AcceptorConfig, AgentBufferConfig, BufferConfig, ConcurrencyConfig, ConnConfig, DrainConfig,
     GroupsConfig, HandlerBufferConfig, HandlerConcurrencyConfig, HandlerConfig,
@@ -99,6 +101,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Cluster settings: RPC and service discovery (`pitaya.cluster`).
     pub cluster: ClusterConfig,
+    /// Module settings (`pitaya.modules`).
+    pub modules: ModulesConfig,
 }
 
 impl Default for Config {
@@ -115,6 +119,7 @@ impl Default for Config {
             groups: GroupsConfig::default(),
             shutdown: ShutdownConfig::default(),
             cluster: ClusterConfig::default(),
+            modules: ModulesConfig::default(),
         }
     }
 }
@@ -275,7 +280,7 @@ impl Config {
     fn validate_cluster(&self) -> Result<(), ConfigError> {
         let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
         let etcd = &self.cluster.sd.etcd;
-        let nats = &self.cluster.rpc;
+        let rpc = &self.cluster.rpc;
 
         if etcd.endpoints.is_empty() {
             return invalid("pitaya.cluster.sd.etcd.endpoints must name at least one endpoint");
@@ -283,6 +288,15 @@ impl Config {
         // etcd leases count whole seconds; below one second there is no lease.
         if etcd.heartbeat.ttl < std::time::Duration::from_secs(1) {
             return invalid("pitaya.cluster.sd.etcd.heartbeat.ttl must be at least 1s");
+        }
+        let bindings = &self.modules.binding_storage.etcd;
+        if bindings.endpoints.is_empty() {
+            return invalid(
+                "pitaya.modules.bindingstorage.etcd.endpoints must name at least one endpoint",
+            );
+        }
+        if bindings.lease_ttl < std::time::Duration::from_secs(1) {
+            return invalid("pitaya.modules.bindingstorage.etcd.leasettl must be at least 1s");
         }
         let durations = [
             (
@@ -295,17 +309,21 @@ impl Config {
             ),
             (
                 "pitaya.cluster.rpc.client.nats.requesttimeout",
-                nats.client.nats.request_timeout,
+                rpc.client.nats.request_timeout,
+            ),
+            (
+                "pitaya.cluster.rpc.client.grpc.requesttimeout",
+                rpc.client.grpc.request_timeout,
             ),
         ];
         let counts = [
             (
                 "pitaya.cluster.rpc.server.nats.buffer.messages",
-                nats.server.nats.buffer.messages,
+                rpc.server.nats.buffer.messages,
             ),
             (
                 "pitaya.cluster.rpc.server.nats.buffer.push",
-                nats.server.nats.buffer.push,
+                rpc.server.nats.buffer.push,
             ),
         ];
         let zero = durations

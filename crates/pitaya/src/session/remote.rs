@@ -130,7 +130,7 @@ pub(super) async fn kick(
         .map_err(cluster_error)
 }
 
-/// Pushes to the copy's client on the push subject of its user.
+/// Pushes to the copy's client through the frontend holding it.
 pub(super) async fn push(
     pool: &Arc<Pool>,
     session: &Session,
@@ -141,15 +141,12 @@ pub(super) async fn push(
     let uid = session.uid().ok_or(SessionError::NotBound)?;
     let app = pool.app().ok_or(SessionError::Closed)?;
     let link = app.cluster_link().map_err(cluster_error)?;
-    let frontend_type = link
-        .frontend_type(&origin.frontend_id)
-        .map_err(cluster_error)?;
     let push = Push {
         route: route.to_owned(),
         uid,
         data: body,
     };
-    link.publish_push(&frontend_type, push)
+    link.push_to_frontend(&origin.frontend_id, push)
         .await
         .map_err(cluster_error)
 }

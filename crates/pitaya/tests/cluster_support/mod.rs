@@ -1,12 +1,18 @@
 //! A cluster for tests: real NATS and etcd, apps started in this process.
+//!
+//! Apps run on the transport their config names (`pitaya.cluster.rpc.transport`):
+//! [`Infra::config`] gives NATS, [`grpc_config`] gRPC.
 #![allow(dead_code)]
+
+pub(crate) mod apps;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use pitaya::acceptor::TcpAcceptor;
-use pitaya::cluster::{EtcdSd, NatsRpc};
+use pitaya::cluster::{configured_transport, EtcdSd};
+use pitaya::config::TransportKind;
 use pitaya::{AppHandle, Builder, Config, StartError};
 use pitaya_test_support::{EtcdServer, NatsServer, RawClient};
 use tokio::task::JoinHandle;
@@ -31,20 +37,39 @@ impl Infra {
 
     /// Returns a config pointing at this NATS and etcd, with quick timeouts.
     pub(crate) fn config(&self) -> Config {
-        let mut c = Config::default();
+        let mut c = etcd_config(&self.etcd);
         c.cluster.rpc.client.nats.connection.connect = self.nats.url();
         c.cluster.rpc.server.nats.connection.connect = self.nats.url();
         c.cluster.rpc.client.nats.connection.reconnect_wait = Duration::from_millis(100);
         c.cluster.rpc.server.nats.connection.reconnect_wait = Duration::from_millis(100);
         c.cluster.rpc.client.nats.request_timeout = Duration::from_secs(5);
-        let sd = &mut c.cluster.sd.etcd;
-        sd.endpoints = vec![self.etcd.endpoint()];
-        sd.dial_timeout = Duration::from_secs(2);
-        sd.shutdown.delay = Duration::ZERO;
-        sd.grant_lease.retry_interval = Duration::from_millis(100);
-        c.shutdown.timeout = Duration::from_secs(5);
         c
     }
+}
+
+/// Returns a config for discovery in `etcd`, with quick timeouts.
+fn etcd_config(etcd: &EtcdServer) -> Config {
+    let mut c = Config::default();
+    let sd = &mut c.cluster.sd.etcd;
+    sd.endpoints = vec![etcd.endpoint()];
+    sd.dial_timeout = Duration::from_secs(2);
+    sd.shutdown.delay = Duration::ZERO;
+    sd.grant_lease.retry_interval = Duration::from_millis(100);
+    c.shutdown.timeout = Duration::from_secs(5);
+    c
+}
+
+/// Returns a config for RPC over gRPC on a free loopback port, with discovery
+/// and binding storage in `etcd`.
+pub(crate) fn grpc_config(etcd: &EtcdServer) -> Config {
+    let mut c = etcd_config(etcd);
+    c.cluster.rpc.transport = TransportKind::Grpc;
+    c.cluster.rpc.server.grpc.port = 0;
+    c.cluster.rpc.server.grpc.host = "127.0.0.1".into();
+    c.cluster.rpc.client.grpc.request_timeout = Duration::from_secs(5);
+    c.modules.binding_storage.etcd.endpoints = vec![etcd.endpoint()];
+    c.modules.binding_storage.etcd.dial_timeout = Duration::from_secs(2);
+    c
 }
 
 /// One app of the cluster, running in this process.
@@ -58,14 +83,16 @@ impl Node {
     /// Starts a frontend with a TCP acceptor on a free port.
     pub(crate) async fn frontend(builder: Builder, config: Config) -> Node {
         let tcp = TcpAcceptor::bind("127.0.0.1:0").await.unwrap();
+        let transport = configured_transport(&config).expect("transport compiled in");
         let builder = builder.config(config).acceptor(tcp);
-        Node::start(builder.cluster(NatsRpc, EtcdSd)).await
+        Node::start(builder.cluster(transport, EtcdSd)).await
     }
 
     /// Starts a backend.
     pub(crate) async fn backend(builder: Builder, config: Config) -> Node {
+        let transport = configured_transport(&config).expect("transport compiled in");
         let builder = builder.config(config).backend();
-        Node::start(builder.cluster(NatsRpc, EtcdSd)).await
+        Node::start(builder.cluster(transport, EtcdSd)).await
     }
 
     async fn start(builder: Builder) -> Node {

@@ -1,4 +1,5 @@
-//! Server processes of the clustered chat, against a real NATS and etcd.
+//! Server processes of the clustered chat, against a real etcd and either a real NATS
+//! or gRPC between the servers.
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -8,42 +9,72 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use pitaya::cluster::etcd_client::{Client, GetOptions};
-use pitaya_test_support::{EtcdServer, NatsServer, RawClient};
-use serde_json::Value;
+use pitaya::protocol::MessageType;
+use pitaya_test_support::{json, EtcdServer, NatsServer, RawClient};
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 /// Longest wait for anything; generous for a loaded CI machine.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
-/// Real NATS and etcd on free ports.
+/// Real etcd and, unless the servers talk gRPC, NATS, on free ports.
 pub(crate) struct Infra {
-    pub(crate) nats: NatsServer,
+    nats: Option<NatsServer>,
     pub(crate) etcd: EtcdServer,
 }
 
 impl Infra {
+    /// Returns NATS and etcd; the servers call each other over NATS.
     pub(crate) fn start() -> Infra {
         pitaya_test_support::init_tracing();
         Infra {
-            nats: NatsServer::start().expect("nats-server starts"),
+            nats: Some(NatsServer::start().expect("nats-server starts")),
             etcd: EtcdServer::start().expect("etcd starts"),
         }
     }
 
+    /// Returns etcd alone; the servers call each other over gRPC.
+    pub(crate) fn start_grpc() -> Infra {
+        pitaya_test_support::init_tracing();
+        Infra {
+            nats: None,
+            etcd: EtcdServer::start().expect("etcd starts"),
+        }
+    }
+
+    /// Returns the NATS server of a NATS cluster.
+    pub(crate) fn nats(&mut self) -> &mut NatsServer {
+        self.nats.as_mut().expect("a cluster on NATS")
+    }
+
     /// Returns the environment every server of the cluster gets.
     pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("PITAYA_CLUSTER_RPC_CLIENT_NATS_CONNECT", self.nats.url()),
-            ("PITAYA_CLUSTER_RPC_SERVER_NATS_CONNECT", self.nats.url()),
-            (
-                "PITAYA_CLUSTER_RPC_CLIENT_NATS_RECONNECTWAIT",
-                "200ms".into(),
-            ),
-            (
-                "PITAYA_CLUSTER_RPC_SERVER_NATS_RECONNECTWAIT",
-                "200ms".into(),
-            ),
+        let mut env = match &self.nats {
+            Some(nats) => vec![
+                ("PITAYA_CLUSTER_RPC_CLIENT_NATS_CONNECT", nats.url()),
+                ("PITAYA_CLUSTER_RPC_SERVER_NATS_CONNECT", nats.url()),
+                (
+                    "PITAYA_CLUSTER_RPC_CLIENT_NATS_RECONNECTWAIT",
+                    "200ms".into(),
+                ),
+                (
+                    "PITAYA_CLUSTER_RPC_SERVER_NATS_RECONNECTWAIT",
+                    "200ms".into(),
+                ),
+            ],
+            // The switch to gRPC is configuration only.
+            None => vec![
+                ("PITAYA_CLUSTER_RPC_TRANSPORT", "grpc".into()),
+                ("PITAYA_CLUSTER_RPC_SERVER_GRPC_PORT", "0".into()),
+                ("PITAYA_CLUSTER_RPC_SERVER_GRPC_HOST", "127.0.0.1".into()),
+                (
+                    "PITAYA_MODULES_BINDINGSTORAGE_ETCD_ENDPOINTS",
+                    self.etcd.endpoint(),
+                ),
+            ],
+        };
+        env.extend([
             ("PITAYA_CLUSTER_SD_ETCD_ENDPOINTS", self.etcd.endpoint()),
             ("PITAYA_GROUPS_ETCD_ENDPOINTS", self.etcd.endpoint()),
             // A killed server's record goes away quickly.
@@ -54,7 +85,8 @@ impl Infra {
             ),
             ("PITAYA_CLUSTER_SD_ETCD_SYNCSERVERS_INTERVAL", "1s".into()),
             ("PITAYA_CLUSTER_SD_ETCD_SHUTDOWN_DELAY", "0s".into()),
-        ]
+        ]);
+        env
     }
 
     /// Returns the ids of the servers of `server_type` registered in etcd.
@@ -244,6 +276,45 @@ pub(crate) async fn join(c: &mut RawClient, id: u64, nick: &str) -> (bool, Value
     let resp = c.recv_response().await.unwrap();
     assert_eq!(resp.id, id);
     (!resp.error, pitaya_test_support::json(&resp))
+}
+
+/// Starts a room server and returns it once it joined the cluster.
+pub(crate) async fn room(infra: &Infra) -> (Proc, String) {
+    let mut proc = Proc::start(infra, &["room"]);
+    let id = proc.joined().await;
+    (proc, id)
+}
+
+/// Returns once `count` room servers are registered in etcd.
+pub(crate) async fn rooms_registered(infra: &Infra, count: usize) {
+    wait_for("room servers in etcd", || async {
+        infra.registered("room").await.len() == count
+    })
+    .await;
+}
+
+/// Returns a client joined as `nick`, its own `onMembers` push consumed.
+pub(crate) async fn member(c: &mut RawClient, nick: &str) {
+    c.request(
+        1,
+        "room.room.join",
+        json!({ "name": nick }).to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (mut members, mut answered) = (false, false);
+    while !(members && answered) {
+        let msg = c.recv_message().await.unwrap();
+        match msg.kind {
+            MessageType::Push if msg.route == "onMembers" => members = true,
+            MessageType::Response => {
+                assert!(!msg.error, "join failed: {}", json(&msg));
+                assert_eq!(json(&msg), json!({ "code": 0, "result": "success" }));
+                answered = true;
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Returns once `check` is true, polling; panics after [`WAIT`] naming `what`.

@@ -38,8 +38,11 @@ impl ClusterLink {
         );
         match self.call_raw(&target, req.clone()).await {
             // Discovery still lists a server that is gone (killed, its lease not yet
-            // expired): one other server of the type gets a chance.
-            Err(RpcError::NoResponders { .. }) if servers.len() > 1 => {
+            // expired): one other server of the type gets a chance. Neither error
+            // means the gone server saw the request.
+            Err(RpcError::NoResponders { .. } | RpcError::Unreachable { .. })
+                if servers.len() > 1 =>
+            {
                 tracing::debug!(server_id = %target.id, %route, "server gone, trying another");
                 let rest: Vec<_> = servers.into_iter().filter(|s| s.id != target.id).collect();
                 let other = self.pick(session, &route, &msg.data, &rest)?;

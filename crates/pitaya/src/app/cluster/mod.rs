@@ -115,6 +115,9 @@ impl ClusterLink {
             .discovery_backend
             .start(app.config(), (**me).clone())
             .await?;
+        if let Ok(client) = self.client() {
+            client.attach_discovery(discovery.clone());
+        }
         let _ = self.discovery.set(discovery);
         self.watch_transport(app);
         tracing::info!(
@@ -270,12 +273,17 @@ impl ClusterLink {
             .await
     }
 
-    /// Returns the server type of frontend `frontend_id`.
-    pub(crate) fn frontend_type(&self, frontend_id: &str) -> Result<String, Error> {
-        self.discovery()?
+    /// Sends a push to frontend `frontend_id`, which holds its user (spec 6.6).
+    pub(crate) async fn push_to_frontend(
+        &self,
+        frontend_id: &str,
+        push: Push,
+    ) -> Result<(), Error> {
+        let frontend = self
+            .discovery()?
             .server(frontend_id)
-            .map(|s| s.server_type.clone())
-            .ok_or_else(|| Error::internal(format!("frontend {frontend_id} not found")))
+            .ok_or_else(|| Error::internal(format!("frontend {frontend_id} not found")))?;
+        Ok(self.client()?.push_to_server(&frontend, push).await?)
     }
 
     /// Publishes a push to the frontends of `frontend_type` holding its user.

@@ -66,11 +66,11 @@ impl RpcHandler for AppRpcHandler {
         }
     }
 
-    async fn on_push(&self, push: Push) {
-        let Some(app) = self.app() else { return };
+    async fn on_push(&self, push: Push) -> bool {
+        let Some(app) = self.app() else { return false };
         let Some(session) = app.pool().by_uid(&push.uid) else {
             tracing::debug!(uid = %push.uid, route = %push.route, "push for a user not here");
-            return;
+            return false;
         };
         let packet = match app
             .pool()
@@ -80,12 +80,13 @@ impl RpcHandler for AppRpcHandler {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(uid = %push.uid, error = %e, "push could not be encoded, dropped");
-                return;
+                return true;
             }
         };
         if let Err(e) = session.send_packet_nowait(packet) {
             tracing::debug!(uid = %push.uid, error = %e, "push not delivered");
         }
+        true
     }
 
     async fn on_kick(&self, kick: KickMsg) -> KickAnswer {

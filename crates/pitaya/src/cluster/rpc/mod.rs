@@ -14,25 +14,34 @@
 //! | [`RpcError`] | why a transport operation failed; converts to [`crate::Error`] |
 //! | [`request_metadata`] | the propagated context of spec 6.3 |
 //! | `NatsRpcClient`, `NatsRpcServer` | the NATS transport, feature `nats` |
+//! | `GrpcRpc` | the gRPC transport, feature `grpc` |
 
+mod error;
+#[cfg(feature = "grpc")]
+mod grpc;
 #[cfg(feature = "nats")]
 mod nats;
 
+#[cfg(feature = "grpc")]
+pub use grpc::{GrpcRpc, GRPC_EXTERNAL_HOST, GRPC_EXTERNAL_PORT, GRPC_HOST, GRPC_PORT, REGION};
 #[cfg(feature = "nats")]
 pub use nats::{NatsRpcClient, NatsRpcServer};
+
+pub use error::RpcError;
 
 /// The protobuf cluster messages, so callers need no dependency of their own.
 pub use pitaya_protos as protos;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use pitaya_protos::{BindMsg, KickAnswer, KickMsg, Push, Request, Response};
 
-use super::{BoxError, ServerInfo};
+use super::{BoxError, ServerInfo, ServiceDiscovery};
 use crate::config::duration;
 use crate::error::codes;
 
@@ -51,82 +60,6 @@ pub const REQ_TIMEOUT: &str = "reqTimeout";
 
 /// Message of a call that got no answer in time, as Pitaya words it (spec 4.8).
 pub const TIMEOUT_MESSAGE: &str = "rpc client: request timeout";
-
-/// Returned when an RPC transport operation fails.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RpcError {
-    /// The target did not answer within the timeout.
-    #[error("rpc client: request timeout")]
-    Timeout {
-        /// The timeout that ran out.
-        timeout: Duration,
-        /// Route of the call, `msg.route` of the request.
-        route: String,
-        /// Id of the calling server.
-        caller_id: String,
-        /// Id of the target server.
-        target_id: String,
-    },
-    /// Nobody listens on the target's subject: the server is gone.
-    #[error("no responders on {subject}")]
-    NoResponders {
-        /// The subject the request went to.
-        subject: String,
-    },
-    /// The connection to the transport is down; the call was not sent.
-    #[error("rpc transport disconnected")]
-    Disconnected,
-    /// The message is larger than the transport carries; it was not sent.
-    #[error("message of {size} bytes is over the cluster's limit of {max} bytes")]
-    TooLarge {
-        /// Encoded size of the message.
-        size: usize,
-        /// The transport's limit (NATS: the server's `max_payload`).
-        max: usize,
-    },
-    /// A payload was not the protobuf message it should be.
-    #[error("malformed rpc payload: {0}")]
-    Decode(String),
-    /// Any other transport failure.
-    #[error("rpc transport: {0}")]
-    Transport(#[source] BoxError),
-}
-
-impl RpcError {
-    /// Returns whether the call timed out.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, RpcError::Timeout { .. })
-    }
-}
-
-impl From<RpcError> for crate::Error {
-    /// Returns the Pitaya error a caller reports: `PIT-408` for a timeout,
-    /// with Pitaya's metadata, `PIT-400` for a message too large to send, else
-    /// `PIT-000`, as Go Pitaya reports transport errors without a code (spec 4.8
-    /// and 7.3).
-    fn from(e: RpcError) -> Self {
-        match e {
-            RpcError::Timeout {
-                timeout,
-                route,
-                caller_id,
-                target_id,
-            } => crate::Error::new(codes::REQUEST_TIMEOUT, TIMEOUT_MESSAGE)
-                .with_metadata("timeout", duration::format(timeout))
-                .with_metadata("route", route)
-                .with_metadata("server", caller_id)
-                .with_metadata(PEER_ID, target_id),
-            // The caller's message is at fault, not the cluster.
-            RpcError::TooLarge { .. } => crate::Error::bad_request(e.to_string()),
-            // The subject names the transport's internals; the client needs none of it.
-            RpcError::NoResponders { .. } => {
-                crate::Error::new(codes::UNKNOWN, "the chosen server is not answering")
-            }
-            other => crate::Error::new(codes::UNKNOWN, other.to_string()),
-        }
-    }
-}
 
 /// Returns the Pitaya error carried by a [`Response`], if any.
 ///
@@ -188,6 +121,13 @@ pub fn request_metadata(
         REQ_TIMEOUT: duration::format(timeout),
     });
     Bytes::from(map.to_string())
+}
+
+/// Returns whether request metadata carries a context: a JSON object, as the
+/// receiver requires (spec 6.3).
+#[cfg(any(feature = "nats", feature = "grpc"))]
+pub(crate) fn has_context(metadata: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(metadata).is_ok_and(|v| v.is_object())
 }
 
 /// Returns the `reqTimeout` of JSON request metadata, when present and valid.
@@ -254,6 +194,22 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     /// Dropping the future may or may not send the message.
     async fn publish_push(&self, frontend_type: &str, push: Push) -> Result<(), RpcError>;
 
+    /// Returns once `push` is sent to frontend `server`, known to hold its user.
+    ///
+    /// Backend sessions push this way (spec 6.6); by default it is
+    /// [`publish_push`](Self::publish_push) to the frontend's type.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_push`](Self::publish_push), and any error calling `server`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may or may not send the message.
+    async fn push_to_server(&self, server: &ServerInfo, push: Push) -> Result<(), RpcError> {
+        self.publish_push(&server.server_type, push).await
+    }
+
     /// Returns once a kick of `uid` is sent to the frontends of `frontend_type`.
     ///
     /// # Errors
@@ -282,6 +238,15 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     async fn closed(&self) {
         std::future::pending::<()>().await;
     }
+
+    /// Hands the client the cluster's server list, once discovery runs.
+    ///
+    /// A transport that calls servers at their own addresses (gRPC) follows it to
+    /// find frontends by id and to drop connections to servers that left.
+    /// Ignored by default.
+    fn attach_discovery(&self, discovery: Arc<dyn ServiceDiscovery>) {
+        let _ = discovery;
+    }
 }
 
 /// What a server does with the messages its [`RpcServer`] receives.
@@ -290,8 +255,9 @@ pub trait RpcHandler: Send + Sync + 'static {
     /// Returns the answer to a call; `req.msg` is always present.
     async fn handle(&self, req: Request) -> Response;
 
-    /// Delivers a push to the local session of `push.uid`.
-    async fn on_push(&self, push: Push);
+    /// Delivers a push to the local session of `push.uid`; returns whether
+    /// there was one.
+    async fn on_push(&self, push: Push) -> bool;
 
     /// Kicks the local session of `kick.user_id`; returns whether one was kicked.
     async fn on_kick(&self, kick: KickMsg) -> KickAnswer;
@@ -374,36 +340,6 @@ mod tests {
         let junk = Bytes::from_static(b"[1]");
         assert_eq!(with_timeout(&junk, Duration::from_secs(1)), junk);
         assert_eq!(metadata_timeout(b"not json"), None);
-    }
-
-    #[test]
-    fn timeout_becomes_pit_408_with_pitaya_metadata() {
-        let e = crate::Error::from(RpcError::Timeout {
-            timeout: Duration::from_secs(5),
-            route: "room.room.join".into(),
-            caller_id: "c-1".into(),
-            target_id: "r-1".into(),
-        });
-        assert_eq!(e.code(), "PIT-408");
-        assert_eq!(e.message(), "rpc client: request timeout");
-        let m = e.metadata();
-        assert_eq!(m["timeout"], "5s");
-        assert_eq!(m["route"], "room.room.join");
-        assert_eq!(m["server"], "c-1");
-        assert_eq!(m["peer.id"], "r-1");
-    }
-
-    #[test]
-    fn other_transport_errors_become_pit_000() {
-        let no_one = RpcError::NoResponders {
-            subject: "pitaya/servers/room/r-1".into(),
-        };
-        let e = crate::Error::from(no_one);
-        assert_eq!(e.code(), "PIT-000");
-        assert!(!e.message().contains("pitaya/servers"), "{e}");
-        let big = crate::Error::from(RpcError::TooLarge { size: 2, max: 1 });
-        assert_eq!(big.code(), "PIT-400");
-        assert_eq!(crate::Error::from(RpcError::Disconnected).code(), "PIT-000");
     }
 
     #[test]

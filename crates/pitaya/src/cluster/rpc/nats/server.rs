@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{bindings_subject, connect, kick_subject, push_subject, server_subject, ConnEvents};
 use crate::cluster::rpc::{
-    error_response, metadata_timeout, RpcError, RpcHandler, RpcServer, TIMEOUT_MESSAGE,
+    error_response, has_context, metadata_timeout, RpcError, RpcHandler, RpcServer, TIMEOUT_MESSAGE,
 };
 use crate::cluster::ServerInfo;
 use crate::config::NatsServerConfig;
@@ -317,9 +317,7 @@ async fn serve(inner: &Inner, message: Message) {
 /// Returns the handler's answer to `req`, or the error Pitaya's receiver gives
 /// for missing context, an expired `reqTimeout` or a panic (spec 6.3, 4.8).
 async fn answer(inner: &Inner, req: Request) -> Response {
-    let is_object =
-        serde_json::from_slice::<serde_json::Value>(&req.metadata).is_ok_and(|v| v.is_object());
-    if !is_object {
+    if !has_context(&req.metadata) {
         return error_response(&crate::Error::internal("no context found"));
     }
 
@@ -353,7 +351,12 @@ async fn consume(inner: Arc<Inner>, kind: Kind, mut rx: mpsc::Receiver<Message>)
         };
         let handler = &inner.handler;
         let delivered = match kind {
-            Kind::Push => Push::decode(message.payload).map(|p| handler.on_push(p).boxed()),
+            Kind::Push => Push::decode(message.payload).map(|p| {
+                async move {
+                    handler.on_push(p).await;
+                }
+                .boxed()
+            }),
             // A NATS kick is published without a reply inbox (spec 7.2), so
             // the answer has nowhere to go; gRPC is where it is returned.
             Kind::Kick => KickMsg::decode(message.payload).map(|k| {

@@ -1,0 +1,87 @@
+//! The clustered chat switched to gRPC by configuration alone: no NATS at all, the
+//! servers call each other over gRPC and find users through etcd's binding storage.
+
+mod support;
+
+use pitaya::protocol::PacketType;
+use pitaya_test_support::json;
+use serde_json::json;
+use support::{join, member, room, rooms_registered, wait_for, Connector, Infra};
+
+#[tokio::test]
+async fn members_on_two_connectors_chat_through_two_rooms() {
+    let infra = Infra::start_grpc();
+    let (_r1, _) = room(&infra).await;
+    let (_r2, _) = room(&infra).await;
+    let c1 = Connector::start(&infra).await;
+    let c2 = Connector::start(&infra).await;
+    rooms_registered(&infra, 2).await;
+
+    let mut ann = c1.tcp_client().await;
+    member(&mut ann, "ann").await;
+    let mut bob = c2.ws_client().await;
+    member(&mut bob, "bob").await;
+    // A room pushes to ann on the other connector, found by uid.
+    let news = ann.recv_push("onNewUser").await.unwrap();
+    assert_eq!(json(&news), json!({ "content": "New user: bob" }));
+
+    for n in 0..6 {
+        let msg = json!({ "name": "bob", "content": format!("hi {n}") });
+        bob.notify("room.room.message", msg.to_string().as_bytes())
+            .await
+            .unwrap();
+        for c in [&mut ann, &mut bob] {
+            assert_eq!(json(&c.recv_push("onMessage").await.unwrap()), msg);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_nick_joining_on_another_connector_kicks_its_older_connection() {
+    let infra = Infra::start_grpc();
+    let (_room, _) = room(&infra).await;
+    let c1 = Connector::start(&infra).await;
+    let c2 = Connector::start(&infra).await;
+    rooms_registered(&infra, 1).await;
+
+    let mut old = c1.tcp_client().await;
+    member(&mut old, "cleo").await;
+    let mut new = c2.tcp_client().await;
+    member(&mut new, "cleo").await;
+
+    let seen = old.expect_closed().await.unwrap();
+    assert!(seen.iter().any(|p| p.kind == PacketType::Kick), "{seen:?}");
+    // The new connection is still up and bound. (Its room membership may be gone:
+    // the old connection's close tells a room that cleo left, racing the new join.)
+    let (ok, body) = join(&mut new, 2, "cleo").await;
+    assert!(!ok);
+    assert!(
+        body["msg"].as_str().unwrap().contains("already joined"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_room_is_skipped_and_then_dropped() {
+    let infra = Infra::start_grpc();
+    let (mut doomed, doomed_id) = room(&infra).await;
+    let (_survivor, survivor_id) = room(&infra).await;
+    let connector = Connector::start(&infra).await;
+    rooms_registered(&infra, 2).await;
+
+    doomed.kill();
+    // While discovery still lists the dead room its port refuses connections, so
+    // each join is sent to the survivor instead.
+    for n in 0..8 {
+        let mut c = connector.tcp_client().await;
+        let (ok, body) = join(&mut c, 1, &format!("early{n}")).await;
+        assert!(ok, "join {n} failed: {body}");
+    }
+    wait_for("the killed room's record to expire", || async {
+        infra.registered("room").await == vec![survivor_id.clone()]
+    })
+    .await;
+    assert!(!infra.registered("room").await.contains(&doomed_id));
+    let mut c = connector.tcp_client().await;
+    member(&mut c, "late").await;
+}
