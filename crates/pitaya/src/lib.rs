@@ -18,6 +18,7 @@
 //! | [`cluster`] | cluster mode: [`cluster::ServerInfo`], service discovery, RPC |
 //! | [`groups`] | [`GroupStore`] trait, in memory and in etcd |
 //! | [`config`] | typed [`Config`]: defaults, file, `PITAYA_*` environment |
+//! | [`metrics`] | [`metrics::Reporter`] trait, Prometheus and StatsD reporters, health endpoint |
 //! | [`route`] | route parsing |
 //!
 //! The packet and message codec lives in the `pitaya-protocol` crate, re-exported as
@@ -34,6 +35,9 @@
 //! | `protobuf` | yes | [`serialize::ProtobufSerializer`] and [`serialize::Proto`] |
 //! | `etcd` | no | `cluster::EtcdDiscovery`, `groups::EtcdGroupStore`; building it needs `protoc` |
 //! | `nats` | no | `cluster::rpc::NatsRpcClient` and `NatsRpcServer`, cluster RPC over NATS |
+//! | `prometheus` | no | `metrics::PrometheusReporter` and `/metrics` over HTTP (`pitaya.metrics.prometheus.*`) |
+//! | `statsd` | no | `metrics::StatsdReporter`, StatsD over UDP (`pitaya.metrics.statsd.*`) |
+//! | `health` | no | `/healthz` and `/readyz` on a port of their own (`pitaya.health.*`) |
 //!
 //! # Examples
 //!
@@ -64,6 +68,7 @@ pub mod config;
 mod error;
 pub mod groups;
 pub mod handler;
+pub mod metrics;
 pub mod pipeline;
 pub mod route;
 pub mod serialize;

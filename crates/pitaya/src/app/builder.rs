@@ -20,6 +20,7 @@ use crate::cluster::{DiscoveryBackend, RouteRequest, Router, RpcTransport, Serve
 use crate::config::Config;
 use crate::groups::{GroupStore, MemoryGroupStore};
 use crate::handler::{Component, RegisterError, Registry, Remote, RemoteRegistry};
+use crate::metrics::{AppMetrics, Reporter};
 use crate::pipeline::Pipeline;
 use crate::serialize::{self, Serializer};
 use crate::session::{Callbacks, Pool, Session, Wire};
@@ -53,6 +54,9 @@ pub enum BuildError {
     /// A backend server takes no client connections.
     #[error("a backend server cannot have acceptors")]
     BackendWithAcceptor,
+    /// A metrics reporter or the health endpoint could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// Builds an [`App`]; every method takes and returns the builder.
@@ -73,6 +77,7 @@ pub struct Builder {
     remotes: RemoteRegistry,
     cluster: Option<(Arc<dyn RpcTransport>, Arc<dyn DiscoveryBackend>)>,
     routers: HashMap<String, Router>,
+    reporters: Vec<Arc<dyn Reporter>>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -104,6 +109,7 @@ impl Builder {
             remotes: RemoteRegistry::default(),
             cluster: None,
             routers: HashMap::new(),
+            reporters: Vec::new(),
         }
     }
 
@@ -168,6 +174,13 @@ impl Builder {
         if let Err(e) = self.remotes.register(remote) {
             self.errors.push(e.into());
         }
+        self
+    }
+
+    /// Returns the builder with one more metrics reporter, called after the built-in
+    /// ones that `pitaya.metrics.*` enables.
+    pub fn reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
+        self.reporters.push(reporter);
         self
     }
 
@@ -329,6 +342,7 @@ impl Builder {
             serializer,
             send_timeout: cfg.buffer.agent.conn_timeout,
         });
+        let metrics = AppMetrics::build(&cfg, &self.server_type, self.reporters)?;
         let memory_groups = Arc::new(MemoryGroupStore::new());
         let groups = self.groups.unwrap_or_else(|| memory_groups.clone());
         let callbacks = self.callbacks;
@@ -357,6 +371,7 @@ impl Builder {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             conns: TaskTracker::new(),
+            metrics,
         });
         Ok(App {
             handle: AppHandle { shared },

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
 use crate::acceptor::{Acceptor, ConnectionLimit};
 use crate::agent;
@@ -94,6 +95,14 @@ impl App {
     pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), StartError> {
         let shared = self.handle.shared.clone();
         let cfg = &shared.config;
+        // Metrics and probes answer from the start (not ready yet) to the very end.
+        let ops_stop = CancellationToken::new();
+        let _ops_guard = ops_stop.clone().drop_guard();
+        let rate_limited = self.acceptors.iter().filter_map(|a| a.rate_limit_drops());
+        let lifecycle = &shared.metrics.lifecycle;
+        shared
+            .metrics
+            .start(&self.handle, rate_limited.collect(), &ops_stop);
         if let Some(link) = &shared.cluster {
             let started = tokio::select! {
                 r = link.start(&self.handle) => r,
@@ -105,6 +114,7 @@ impl App {
                 link.stop_server().await;
                 return Err(e);
             }
+            lifecycle.set_registered(link.discovery().is_ok());
         }
         tracing::info!(
             server_type = %shared.info.server_type,
@@ -128,14 +138,17 @@ impl App {
             .iter()
             .map(|a| tokio::spawn(accept_loop(self.handle.clone(), a.clone(), limit.clone())))
             .collect();
+        lifecycle.set_serving(true);
 
         tokio::select! {
             _ = signal => tracing::info!("shutdown requested"),
             _ = shared.shutdown.cancelled() => tracing::info!("shutdown requested by the app"),
         }
         shared.shutdown.cancel();
+        lifecycle.set_serving(false);
         if let Some(link) = &shared.cluster {
             link.leave_discovery().await;
+            lifecycle.set_registered(false);
         }
         for l in loops {
             let _ = l.await;

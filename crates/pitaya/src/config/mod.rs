@@ -32,6 +32,7 @@
 mod cluster;
 pub mod duration;
 mod etcd;
+mod metrics;
 mod sections;
 
 use std::path::Path;
@@ -48,6 +49,9 @@ pub use cluster::{
 pub use etcd::{
     EtcdGrantLeaseConfig, EtcdGroupsConfig, EtcdHeartbeatConfig, EtcdRevokeConfig, EtcdSdConfig,
     EtcdShutdownConfig, EtcdSyncConfig, SdConfig,
+};
+pub use metrics::{
+    CustomMetric, CustomMetricsConfig, HealthConfig, MetricsConfig, PrometheusConfig, StatsdConfig,
 };
 pub use sections::{
     AcceptorConfig, AgentBufferConfig, BufferConfig, ConcurrencyConfig, ConnConfig, DrainConfig,
@@ -71,7 +75,7 @@ const MAX_PACKET_SIZE: usize = 0xFF_FFFF;
 ///
 /// `Default` gives the documented defaults; [`Config::load`] and
 /// [`Config::from_file`] add a file and the environment on top.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct Config {
@@ -99,6 +103,10 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Cluster settings: RPC and service discovery (`pitaya.cluster`).
     pub cluster: ClusterConfig,
+    /// Metrics reporters (`pitaya.metrics`).
+    pub metrics: MetricsConfig,
+    /// HTTP readiness and liveness endpoint (`pitaya.health`).
+    pub health: HealthConfig,
 }
 
 impl Default for Config {
@@ -115,6 +123,8 @@ impl Default for Config {
             groups: GroupsConfig::default(),
             shutdown: ShutdownConfig::default(),
             cluster: ClusterConfig::default(),
+            metrics: MetricsConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -243,6 +253,7 @@ impl Config {
             return invalid("pitaya.groups.memory.tickduration must be greater than zero".into());
         }
         self.validate_cluster()?;
+        self.metrics.check().map_err(ConfigError::Invalid)?;
 
         // These size bounded channels and worker pools; zero would stall
         // every connection, so we refuse it up front.

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use pitaya_protos::{BindMsg, Msg, MsgType, Push, Request, RpcType};
@@ -21,6 +21,7 @@ use crate::cluster::{
     DiscoveryBackend, DiscoveryError, Router, RpcClient, RpcError, RpcServer, RpcTransport,
     ServerInfo, ServiceDiscovery,
 };
+use crate::metrics::ResponseKind;
 use crate::Error;
 
 mod api;
@@ -206,7 +207,11 @@ impl ClusterLink {
             },
             metadata: self.metadata(app, route, SystemTime::now()),
         };
-        self.call(target, req).await
+        let started = Instant::now();
+        let result = self.call(target, req).await;
+        let metrics = app.metrics();
+        metrics.response_time(ResponseKind::Rpc, route, started, result.as_ref().err());
+        result
     }
 
     /// Calls the `sys` remote `route` on frontend `frontend_id` (spec 6.6).

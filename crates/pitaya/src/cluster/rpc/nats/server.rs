@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_nats::{Message, Subscriber};
@@ -26,7 +26,8 @@ use tokio_util::task::TaskTracker;
 
 use super::{bindings_subject, connect, kick_subject, push_subject, server_subject};
 use crate::cluster::rpc::{
-    error_response, metadata_timeout, RpcError, RpcHandler, RpcServer, TIMEOUT_MESSAGE,
+    error_response, metadata_timeout, RpcError, RpcHandler, RpcServer, RpcServerStats,
+    TIMEOUT_MESSAGE,
 };
 use crate::cluster::ServerInfo;
 use crate::config::NatsServerConfig;
@@ -60,6 +61,11 @@ struct Inner {
     dropped: AtomicU64,
     stop: CancellationToken,
     tasks: TaskTracker,
+    /// Weak, so that the queues still close when their forwarders end.
+    call_queue: OnceLock<mpsc::WeakSender<Message>>,
+    bind_queue: OnceLock<mpsc::WeakSender<Message>>,
+    busy: AtomicUsize,
+    workers: usize,
 }
 
 /// The answering side of cluster RPC over NATS.
@@ -118,7 +124,13 @@ impl NatsRpcServer {
             dropped: AtomicU64::new(0),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            call_queue: OnceLock::new(),
+            bind_queue: OnceLock::new(),
+            busy: AtomicUsize::new(0),
+            workers: config.services.max(1),
         });
+        let _ = inner.call_queue.set(call_tx.downgrade());
+        let _ = inner.bind_queue.set(bind_tx.downgrade());
 
         let stop = inner.stop.clone();
         inner
@@ -192,6 +204,25 @@ impl RpcServer for NatsRpcServer {
 
     async fn closed(&self) {
         self.inner.closed.cancelled().await;
+    }
+
+    fn stats(&self) -> RpcServerStats {
+        let inner = &self.inner;
+        let free = |q: &OnceLock<mpsc::WeakSender<Message>>| {
+            q.get().and_then(|w| w.upgrade()).map_or(0, |tx| tx.capacity())
+        };
+        let mut stats = RpcServerStats::default();
+        stats.dropped_messages = self.dropped_messages();
+        stats.busy_workers = inner.busy.load(Ordering::Relaxed);
+        stats.total_workers = inner.workers;
+        // Pitaya's names for its NATS server's channels (spec 13.1).
+        stats.free_slots = vec![
+            ("rpc_server_subchan", free(&inner.call_queue)),
+            ("rpc_server_bindingschan", free(&inner.bind_queue)),
+            ("rpc_server_userpushchan", inner.push_tx.capacity()),
+            ("rpc_server_userkickchan", inner.kick_tx.capacity()),
+        ];
+        stats
     }
 
     async fn shutdown(&self) {
@@ -283,7 +314,11 @@ async fn work(inner: Arc<Inner>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Messa
     loop {
         let message = rx.lock().await.recv().await;
         match message {
-            Some(message) => serve(&inner, message).await,
+            Some(message) => {
+                inner.busy.fetch_add(1, Ordering::Relaxed);
+                serve(&inner, message).await;
+                inner.busy.fetch_sub(1, Ordering::Relaxed);
+            }
             None => break,
         }
     }
