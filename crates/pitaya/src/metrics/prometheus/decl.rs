@@ -41,9 +41,9 @@ impl Decl {
     }
 }
 
-/// Bounds of the response-time histogram: Pitaya's 1 to 10000, as milliseconds, in ns.
+/// Bounds of the response-time histogram, in seconds: Pitaya's 1 to 10000 read as ms.
 pub(super) const RESPONSE_TIME_BUCKETS: &[f64] = &[
-    1e6, 5e6, 1e7, 5e7, 1e8, 3e8, 5e8, 1e9, 5e9, 1e10,
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0, 5.0, 10.0,
 ];
 
 /// Bounds of the channel-capacity histogram, free slots (Pitaya's).

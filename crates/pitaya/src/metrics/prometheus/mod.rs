@@ -7,10 +7,10 @@
 //!
 //! Where Go Pitaya declares a histogram but never registers it, we register it: the
 //! channel-capacity histogram under its own name, and the response-time histogram as
-//! `pitaya_handler_response_time_ns_histogram`, since the summary holds Pitaya's name.
-//! It is fed by every response-time report. Its buckets are Pitaya's bounds read as
-//! milliseconds (1 ms to 10 s), written in nanoseconds like the values: read as
-//! nanoseconds, as Pitaya declares them, every request would land past the last bucket.
+//! `pitaya_handler_response_time_seconds`, since the summary holds Pitaya's name. It is
+//! fed by every response-time report, in seconds as Prometheus names ask. Its buckets
+//! are Pitaya's bounds read as milliseconds (1 ms to 10 s): read as nanoseconds, the
+//! unit Pitaya reports in, every request would land past the last bucket.
 
 mod decl;
 mod summary;
@@ -82,8 +82,8 @@ impl PrometheusReporter {
         let response = Decl {
             kind: Kind::Histogram(RESPONSE_TIME_BUCKETS),
             subsystem: "handler",
-            name: "response_time_ns_histogram",
-            help: "Time from a message's arrival to its answer, or of a call, in nanoseconds.",
+            name: "response_time_seconds",
+            help: "Time from a message's arrival to its answer, or of a call, in seconds.",
             labels: &["route", "status", "type", "code"],
         };
         let mut reporter = PrometheusReporter {
@@ -244,7 +244,7 @@ impl Reporter for PrometheusReporter {
         let values = self.values(metric, &family.labels, labels)?;
         if metric == RESPONSE_TIME {
             let h = &self.response_histogram;
-            h.metric.with_label_values(&values).observe(value);
+            h.metric.with_label_values(&values).observe(value / 1e9);
         }
         family.metric.observe(values, value);
         Ok(())

@@ -31,7 +31,7 @@ fn every_pitaya_family_is_declared_with_its_type() {
     let text = r.render();
     for (name, kind) in [
         ("pitaya_handler_response_time_ns", "summary"),
-        ("pitaya_handler_response_time_ns_histogram", "histogram"),
+        ("pitaya_handler_response_time_seconds", "histogram"),
         ("pitaya_handler_handler_delay_ns", "summary"),
         ("pitaya_acceptor_connected_clients", "gauge"),
         ("pitaya_acceptor_exceeded_rate_limiting", "counter"),
@@ -83,13 +83,13 @@ fn response_time_feeds_the_summary_and_the_histogram() {
     assert!(count[0].ends_with(" 2"), "{count:?}");
     let sum = lines(&text, "pitaya_handler_response_time_ns_sum");
     assert!(sum[0].ends_with(" 6000000"), "{sum:?}");
-    let buckets = lines(&text, "pitaya_handler_response_time_ns_histogram_bucket");
+    let buckets = lines(&text, "pitaya_handler_response_time_seconds_bucket");
     let at = |le: &str| {
         let needle = format!("le=\"{le}\"");
         let line = buckets.iter().find(|l| l.contains(&needle)).unwrap();
         line.rsplit(' ').next().unwrap().to_owned()
     };
-    assert_eq!((at("1000000"), at("5000000"), at("+Inf")), ("0".into(), "2".into(), "2".into()));
+    assert_eq!((at("0.001"), at("0.005"), at("+Inf")), ("0".into(), "2".into(), "2".into()));
     let quantiles = lines(&text, "pitaya_handler_response_time_ns{");
     assert_eq!(quantiles.len(), 3, "{quantiles:?}");
     assert!(quantiles[0].contains(r#"quantile="0.7""#), "{quantiles:?}");
