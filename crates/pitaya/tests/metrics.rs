@@ -43,7 +43,10 @@ async fn scrape_passes_promtool_and_counts_clients_and_every_request() {
     for (i, c) in clients.iter_mut().enumerate() {
         call_ok(c, 1, "connector.svc.echo", json!({ "n": i })).await;
         call_ok(c, 2, "svc.echo", json!("two-part route")).await;
-        assert_eq!(error_of(&call(c, 3, "svc.fail", Value::Null).await).code, "GAME-7");
+        assert_eq!(
+            error_of(&call(c, 3, "svc.fail", Value::Null).await).code,
+            "GAME-7"
+        );
         c.notify("svc.notify", b"{}").await.unwrap();
         c.recv_push("svc.pushed").await.unwrap();
     }
@@ -60,36 +63,74 @@ async fn scrape_passes_promtool_and_counts_clients_and_every_request() {
     .await;
     promtool_check(&s.text);
 
-    let echo = [("route", "connector.svc.echo"), ("status", "ok"), ("code", "")];
+    let echo = [
+        ("route", "connector.svc.echo"),
+        ("status", "ok"),
+        ("code", ""),
+    ];
     assert_eq!(s.value(RESPONSE_COUNT, &echo), Some(6.0));
     let summary = [("route", "connector.svc.echo"), ("type", "handler")];
-    assert_eq!(s.value("pitaya_handler_response_time_ns_count", &summary), Some(6.0));
-    let fail = [("route", "connector.svc.fail"), ("status", "failed"), ("code", "GAME-7")];
+    assert_eq!(
+        s.value("pitaya_handler_response_time_ns_count", &summary),
+        Some(6.0)
+    );
+    let fail = [
+        ("route", "connector.svc.fail"),
+        ("status", "failed"),
+        ("code", "GAME-7"),
+    ];
     assert_eq!(s.value(RESPONSE_COUNT, &fail), Some(3.0));
     let notify = [("route", "connector.svc.notify"), ("status", "ok")];
     assert_eq!(s.value(RESPONSE_COUNT, &notify), Some(3.0));
     let unknown = [("route", "unknown"), ("code", "PIT-404")];
     assert_eq!(s.value(RESPONSE_COUNT, &unknown), Some(1.0));
-    let delays = s.sum("pitaya_handler_handler_delay_ns_count", &[("type", "local")]);
+    let delays = s.sum(
+        "pitaya_handler_handler_delay_ns_count",
+        &[("type", "local")],
+    );
     assert_eq!(delays, 13.0);
 
     // Constant labels are on every family, the configured game included.
     let labels = &s.find(CLIENTS, &[])[0].labels;
-    assert_eq!((labels["game"].as_str(), labels["serverType"].as_str()), ("chess", "connector"));
-    assert_eq!(s.value(CLIENTS, &[]), Some(server.handle.session_count() as f64));
+    assert_eq!(
+        (labels["game"].as_str(), labels["serverType"].as_str()),
+        ("chess", "connector")
+    );
+    assert_eq!(
+        s.value(CLIENTS, &[]),
+        Some(server.handle.session_count() as f64)
+    );
     assert_eq!(s.value(CLIENTS, &[]), Some(3.0));
-    assert!(s.sum("pitaya_channel_channel_capacity_count", &[("channel", "agent_chsend")]) > 0.0);
-    for periodic in ["pitaya_sys_goroutines", "pitaya_acceptor_exceeded_rate_limiting"] {
+    assert!(
+        s.sum(
+            "pitaya_channel_channel_capacity_count",
+            &[("channel", "agent_chsend")]
+        ) > 0.0
+    );
+    for periodic in [
+        "pitaya_sys_goroutines",
+        "pitaya_acceptor_exceeded_rate_limiting",
+    ] {
         let s = scrape_until(addr, periodic, |s| !s.find(periodic, &[]).is_empty()).await;
         assert!(s.value(periodic, &[]).is_some(), "{periodic}");
     }
     if cfg!(target_os = "linux") {
-        assert_eq!(s.find("process_resident_memory_bytes", &[]).len(), 1, "process metrics");
+        assert_eq!(
+            s.find("process_resident_memory_bytes", &[]).len(),
+            1,
+            "process metrics"
+        );
     }
 
     drop(clients.pop());
-    let s = scrape_until(addr, "2 clients left", |s| s.value(CLIENTS, &[]) == Some(2.0)).await;
-    assert_eq!(s.value(CLIENTS, &[]), Some(server.handle.session_count() as f64));
+    let s = scrape_until(addr, "2 clients left", |s| {
+        s.value(CLIENTS, &[]) == Some(2.0)
+    })
+    .await;
+    assert_eq!(
+        s.value(CLIENTS, &[]),
+        Some(server.handle.session_count() as f64)
+    );
     server.stop().await;
 }
 
@@ -114,7 +155,10 @@ async fn packets_over_the_rate_limit_are_counted() {
     let metric = "pitaya_acceptor_exceeded_rate_limiting";
     let addr = handle.metrics_addr().unwrap();
     eventually("4 drops", || async { drops.get() == 4 }).await;
-    let s = scrape_until(addr, "4 drops reported", |s| s.value(metric, &[]) == Some(4.0)).await;
+    let s = scrape_until(addr, "4 drops reported", |s| {
+        s.value(metric, &[]) == Some(4.0)
+    })
+    .await;
     assert_eq!(s.value(metric, &[]), Some(drops.get() as f64));
 
     handle.shutdown();
@@ -127,7 +171,10 @@ async fn statsd_datagrams_carry_pitaya_names_values_and_tags() {
     let mut config = common::config();
     config.metrics.statsd.enabled = true;
     config.metrics.statsd.host = receiver.local_addr().unwrap().to_string();
-    config.metrics.const_labels.insert("region".into(), "eu".into());
+    config
+        .metrics
+        .const_labels
+        .insert("region".into(), "eu".into());
     let server = Server::start(builder().config(config)).await;
 
     let mut client = server.client().await;
@@ -136,7 +183,10 @@ async fn statsd_datagrams_carry_pitaya_names_values_and_tags() {
     // Datagrams come in report order: the connect's gauge, then the request's.
     let tags = "serverType:connector,region:eu";
     let mut lines = Vec::new();
-    while !lines.iter().any(|l: &String| l.starts_with("pitaya.response_time_ns:")) {
+    while !lines
+        .iter()
+        .any(|l: &String| l.starts_with("pitaya.response_time_ns:"))
+    {
         let mut buf = [0u8; 2048];
         let n = tokio::time::timeout(metrics_support::WAIT, receiver.recv(&mut buf))
             .await
@@ -144,14 +194,22 @@ async fn statsd_datagrams_carry_pitaya_names_values_and_tags() {
             .unwrap();
         lines.push(String::from_utf8(buf[..n].to_vec()).unwrap());
     }
-    assert!(lines.contains(&format!("pitaya.connected_clients:1|g|#{tags}")), "{lines:#?}");
-    let delay = lines.iter().find(|l| l.starts_with("pitaya.handler_delay_ns:")).unwrap();
+    assert!(
+        lines.contains(&format!("pitaya.connected_clients:1|g|#{tags}")),
+        "{lines:#?}"
+    );
+    let delay = lines
+        .iter()
+        .find(|l| l.starts_with("pitaya.handler_delay_ns:"))
+        .unwrap();
     assert!(
         delay.ends_with(&format!("|ms|#{tags},route:connector.svc.echo,type:local")),
         "{delay}"
     );
     let response = lines.last().unwrap();
-    let (value, rest) = response["pitaya.response_time_ns:".len()..].split_once('|').unwrap();
+    let (value, rest) = response["pitaya.response_time_ns:".len()..]
+        .split_once('|')
+        .unwrap();
     let nanos: u64 = value.parse().expect("a whole number of nanoseconds");
     assert!(nanos > 0, "{response}");
     assert_eq!(
@@ -178,7 +236,11 @@ async fn readiness_follows_the_app_from_serving_through_shutdown() {
         }
     });
     let server = Server::start(builder().config(config).register(slow)).await;
-    assert_eq!(server.handle.metrics_addr(), None, "no /metrics without prometheus");
+    assert_eq!(
+        server.handle.metrics_addr(),
+        None,
+        "no /metrics without prometheus"
+    );
     let addr = local(server.handle.health_addr().expect("health served"));
 
     let ready = || async move { http_get(addr, "/readyz").await.map(|(code, _)| code).ok() };
@@ -187,7 +249,10 @@ async fn readiness_follows_the_app_from_serving_through_shutdown() {
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(code, 200);
     assert_eq!(body["status"], "ready");
-    assert_eq!((body["serving"].as_bool(), body["cluster"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (body["serving"].as_bool(), body["cluster"].as_bool()),
+        (Some(true), Some(false))
+    );
     assert_eq!(body["server_type"], "connector");
 
     let mut client = server.client().await;
@@ -198,12 +263,21 @@ async fn readiness_follows_the_app_from_serving_through_shutdown() {
     let (code, body) = http_get(addr, "/healthz").await.unwrap();
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(code, 200, "still alive while shutting down: {body}");
-    assert_eq!((body["shutting_down"].as_bool(), body["serving"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (body["shutting_down"].as_bool(), body["serving"].as_bool()),
+        (Some(true), Some(false))
+    );
 
     gate.add_permits(1);
-    assert_eq!(client.recv_response().await.unwrap().data.as_ref(), b"\"released\"");
+    assert_eq!(
+        client.recv_response().await.unwrap().data.as_ref(),
+        b"\"released\""
+    );
     server.stop().await;
-    assert!(http_get(addr, "/healthz").await.is_err(), "listener closed after shutdown");
+    assert!(
+        http_get(addr, "/healthz").await.is_err(),
+        "listener closed after shutdown"
+    );
 }
 
 #[tokio::test]

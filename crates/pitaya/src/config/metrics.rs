@@ -188,8 +188,8 @@ impl MetricsConfig {
         }
         for s in &self.custom.summaries {
             for (q, err) in &s.objectives {
-                let ok = q.parse::<f64>().is_ok_and(|q| q > 0.0 && q < 1.0);
-                if !ok || !(*err >= 0.0 && *err < 1.0) {
+                let quantile = q.parse::<f64>().is_ok_and(|q| q > 0.0 && q < 1.0);
+                if !(quantile && (0.0..1.0).contains(err)) {
                     return Err(format!(
                         "pitaya.metrics.custom summary {:?}: objective {q}: {err} is not a \
                          quantile between 0 and 1 with an error between 0 and 1",
@@ -199,5 +199,59 @@ impl MetricsConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::Jail;
+
+    use crate::config::{Config, ConfigError};
+
+    #[test]
+    fn defaults_are_pitaya_s() {
+        let c = Config::default();
+        let m = &c.metrics;
+        assert_eq!(m.period, std::time::Duration::from_secs(15));
+        assert_eq!((m.game.as_str(), m.const_labels.len()), ("", 0));
+        assert_eq!((m.prometheus.enabled, m.prometheus.port), (false, 9090));
+        let s = &m.statsd;
+        assert_eq!((s.enabled, s.host.as_str()), (false, "localhost:9125"));
+        assert_eq!((s.prefix.as_str(), s.rate), ("pitaya.", 1.0));
+        assert_eq!((c.health.enabled, c.health.port), (false, 9091));
+    }
+
+    #[test]
+    fn pitaya_env_variables_switch_the_reporters_on() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PITAYA_METRICS_PROMETHEUS_ENABLED", "true");
+            jail.set_env("PITAYA_METRICS_PROMETHEUS_PORT", "0");
+            jail.set_env("PITAYA_METRICS_STATSD_ENABLED", "true");
+            jail.set_env("PITAYA_METRICS_STATSD_RATE", "0.5");
+            jail.set_env("PITAYA_METRICS_CONSTLABELS_REGION", "eu");
+            jail.set_env("PITAYA_HEALTH_ENABLED", "true");
+            let c = Config::load().map_err(|e| e.to_string())?;
+            assert!(c.metrics.prometheus.enabled && c.metrics.statsd.enabled);
+            assert_eq!(c.metrics.prometheus.port, 0);
+            assert_eq!(c.metrics.statsd.rate, 0.5);
+            assert_eq!(c.metrics.const_labels["region"], "eu");
+            assert!(c.health.enabled);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_key() {
+        let mut c = Config::default();
+        c.metrics.statsd.rate = 0.0;
+        let err = c.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(ref m) if m.contains("statsd.rate")));
+        let mut c = Config::default();
+        c.metrics.period = std::time::Duration::ZERO;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("metrics.period"));
     }
 }

@@ -78,7 +78,10 @@ impl AppMetrics {
         };
         #[cfg(not(feature = "prometheus"))]
         if cfg.prometheus.enabled {
-            return Err(not_compiled("pitaya.metrics.prometheus.enabled", "prometheus"));
+            return Err(not_compiled(
+                "pitaya.metrics.prometheus.enabled",
+                "prometheus",
+            ));
         }
 
         #[cfg(feature = "statsd")]
@@ -111,7 +114,11 @@ impl AppMetrics {
                 health,
             )
             .map_err(|(port, source)| {
-                let what = if health == Some(port) { "health" } else { "metrics" };
+                let what = if health == Some(port) {
+                    "health"
+                } else {
+                    "metrics"
+                };
                 MetricsError::Bind { what, port, source }
             })?
         };

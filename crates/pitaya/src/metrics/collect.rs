@@ -54,7 +54,9 @@ struct Sampler {
 impl Sampler {
     fn report(&mut self, app: &AppHandle) {
         let metrics = app.metrics();
-        let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
         metrics.gauge(GOROUTINES, &[], tasks as f64);
         let handlers = app.tasks().len();
         metrics.gauge(BUSY_WORKERS, &[("pool", HANDLER_POOL)], handlers as f64);
@@ -80,7 +82,10 @@ impl Sampler {
                 *count = 0;
             }
             for server in sd.servers() {
-                *self.server_types.entry(server.server_type.clone()).or_default() += 1;
+                *self
+                    .server_types
+                    .entry(server.server_type.clone())
+                    .or_default() += 1;
             }
             // A type whose last server left is reported as 0, not left at its old count.
             for (server_type, count) in &self.server_types {

@@ -42,7 +42,10 @@ impl OpsServer {
     /// Binds the listeners: `/metrics` on `prometheus` with its reporter, the health
     /// paths alone on `health` unless that port is `/metrics`'s.
     pub(crate) fn bind(
-        #[cfg(feature = "prometheus")] prometheus: Option<(u16, std::sync::Arc<super::PrometheusReporter>)>,
+        #[cfg(feature = "prometheus")] prometheus: Option<(
+            u16,
+            std::sync::Arc<super::PrometheusReporter>,
+        )>,
         health: Option<u16>,
     ) -> Result<OpsServer, (u16, io::Error)> {
         let mut ops = OpsServer::default();
@@ -50,7 +53,11 @@ impl OpsServer {
         if let Some((port, reporter)) = prometheus {
             ops.metrics = Some(Pending::bind(port, Some(reporter))?);
         }
-        let shared = |port: u16| ops.metrics.as_ref().is_some_and(|m| port != 0 && m.addr.port() == port);
+        let shared = |port: u16| {
+            ops.metrics
+                .as_ref()
+                .is_some_and(|m| port != 0 && m.addr.port() == port)
+        };
         if let Some(port) = health.filter(|p| !shared(*p)) {
             ops.health = Some(Pending::bind(port, None)?);
         }
@@ -65,7 +72,10 @@ impl OpsServer {
     /// Returns the address of the health paths on a listener of their own, else of
     /// `/metrics`'s listener.
     pub(crate) fn health_addr(&self) -> Option<SocketAddr> {
-        self.health.as_ref().or(self.metrics.as_ref()).map(|p| p.addr)
+        self.health
+            .as_ref()
+            .or(self.metrics.as_ref())
+            .map(|p| p.addr)
     }
 
     /// Serves every listener until `stop`.
@@ -75,7 +85,11 @@ impl OpsServer {
     /// When a listener cannot be handed to the runtime.
     pub(crate) fn serve(&self, app: &AppHandle, stop: &CancellationToken) -> io::Result<()> {
         for pending in [&self.metrics, &self.health].into_iter().flatten() {
-            let taken = pending.listener.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let taken = pending
+                .listener
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             let Some(listener) = taken else { continue };
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let router = routes(app.clone(), pending.scrape.clone());
@@ -165,5 +179,9 @@ fn json(code: StatusCode, status: &str, health: &Health) -> impl IntoResponse {
     if let Some(map) = body.as_object_mut() {
         map.insert("status".into(), status.into());
     }
-    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string())
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
 }

@@ -163,16 +163,24 @@ pub trait Reporter: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     ///
     /// When the reporter does not know the metric, refuses a label, or cannot send.
-    fn report_count(&self, metric: &str, labels: &[Label<'_>], value: f64)
-        -> Result<(), ReportError>;
+    fn report_count(
+        &self,
+        metric: &str,
+        labels: &[Label<'_>],
+        value: f64,
+    ) -> Result<(), ReportError>;
 
     /// Sets gauge `metric` to `value`.
     ///
     /// # Errors
     ///
     /// As [`report_count`](Self::report_count).
-    fn report_gauge(&self, metric: &str, labels: &[Label<'_>], value: f64)
-        -> Result<(), ReportError>;
+    fn report_gauge(
+        &self,
+        metric: &str,
+        labels: &[Label<'_>],
+        value: f64,
+    ) -> Result<(), ReportError>;
 
     /// Adds an observation to summary `metric`.
     ///

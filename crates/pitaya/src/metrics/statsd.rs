@@ -60,9 +60,7 @@ impl StatsdReporter {
         labels: &[Label<'_>],
         builder: MetricBuilder<'_, '_, T>,
     ) -> Result<(), ReportError> {
-        let mut builder = labels
-            .iter()
-            .fold(builder, |b, (k, v)| b.with_tag(k, v));
+        let mut builder = labels.iter().fold(builder, |b, (k, v)| b.with_tag(k, v));
         if self.rate < 1.0 {
             builder = builder.with_sampling_rate(self.rate);
         }
@@ -122,7 +120,11 @@ impl Reporter for StatsdReporter {
         if !self.sampled() {
             return Ok(());
         }
-        self.send(metric, labels, self.client.histogram_with_tags(metric, value))
+        self.send(
+            metric,
+            labels,
+            self.client.histogram_with_tags(metric, value),
+        )
     }
 }
 
@@ -156,7 +158,8 @@ mod tests {
         let labels = [("route", "room.room.join")];
         r.report_count("exceeded_rate_limiting", &[], 2.0).unwrap();
         r.report_gauge("connected_clients", &[], 3.5).unwrap();
-        r.report_summary("response_time_ns", &labels, 1234.4).unwrap();
+        r.report_summary("response_time_ns", &labels, 1234.4)
+            .unwrap();
         r.report_histogram("channel_capacity", &[("channel", "c")], 7.0)
             .unwrap();
         let tags = "serverType:room,region:eu";

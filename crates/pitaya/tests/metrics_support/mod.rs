@@ -34,7 +34,11 @@ impl Scrape {
         self.samples
             .iter()
             .filter(|s| s.name == name)
-            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+            .filter(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
             .collect()
     }
 
@@ -93,7 +97,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -118,7 +125,9 @@ fn parse_line(line: &str) -> Sample {
     let value = match value {
         "+Inf" => f64::INFINITY,
         "NaN" => f64::NAN,
-        v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        v => v
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}")),
     };
     Sample {
         name: name.to_owned(),
@@ -166,7 +175,10 @@ pub(crate) fn promtool_check(text: &str) {
     );
     // promtool exits 1 when it cannot parse, 3 when it only has lint findings.
     let code = out.status.code();
-    assert!(matches!(code, Some(0) | Some(3)), "promtool failed ({code:?}):\n{report}\n{text}");
+    assert!(
+        matches!(code, Some(0) | Some(3)),
+        "promtool failed ({code:?}):\n{report}\n{text}"
+    );
     let unexpected: Vec<&str> = report
         .lines()
         .map(str::trim)

@@ -29,22 +29,24 @@ pub(super) struct Decl {
 impl Decl {
     /// Returns the declaration in the shape of a configured one.
     pub(super) fn spec(&self) -> CustomMetric {
-        let mut spec = CustomMetric::default();
-        spec.subsystem = self.subsystem.into();
-        spec.name = self.name.into();
-        spec.help = self.help.into();
-        spec.labels = self.labels.iter().map(|l| (*l).to_owned()).collect();
-        if let Kind::Histogram(buckets) = self.kind {
-            spec.buckets = buckets.to_vec();
+        let buckets = match self.kind {
+            Kind::Histogram(buckets) => buckets.to_vec(),
+            _ => Vec::new(),
+        };
+        CustomMetric {
+            subsystem: self.subsystem.into(),
+            name: self.name.into(),
+            help: self.help.into(),
+            labels: self.labels.iter().map(|l| (*l).to_owned()).collect(),
+            buckets,
+            ..CustomMetric::default()
         }
-        spec
     }
 }
 
 /// Bounds of the response-time histogram, in seconds: Pitaya's 1 to 10000 read as ms.
-pub(super) const RESPONSE_TIME_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0, 5.0, 10.0,
-];
+pub(super) const RESPONSE_TIME_BUCKETS: &[f64] =
+    &[0.001, 0.005, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0, 5.0, 10.0];
 
 /// Bounds of the channel-capacity histogram, free slots (Pitaya's).
 const CHANNEL_BUCKETS: &[f64] = &[

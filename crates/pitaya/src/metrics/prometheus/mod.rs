@@ -77,7 +77,9 @@ impl PrometheusReporter {
 
         let registry = Registry::new();
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
 
         let response = Decl {
             kind: Kind::Histogram(RESPONSE_TIME_BUCKETS),
@@ -143,15 +145,13 @@ impl PrometheusReporter {
         let name = spec.name.clone();
         let collector: Box<dyn Collector> = match kind {
             Kind::Counter => {
-                let family = vec_of(spec, const_labels, additional, |o, l| {
-                    CounterVec::new(o, l)
-                })?;
+                let family = vec_of(spec, const_labels, additional, CounterVec::new)?;
                 let c = Box::new(family.metric.clone());
                 self.counters.insert(name, family);
                 c
             }
             Kind::Gauge => {
-                let family = vec_of(spec, const_labels, additional, |o, l| GaugeVec::new(o, l))?;
+                let family = vec_of(spec, const_labels, additional, GaugeVec::new)?;
                 let c = Box::new(family.metric.clone());
                 self.gauges.insert(name, family);
                 c
@@ -219,9 +219,15 @@ impl PrometheusReporter {
 }
 
 impl Reporter for PrometheusReporter {
-    fn report_count(&self, metric: &str, labels: &[Label<'_>], value: f64) -> Result<(), ReportError> {
+    fn report_count(
+        &self,
+        metric: &str,
+        labels: &[Label<'_>],
+        value: f64,
+    ) -> Result<(), ReportError> {
         let family = known(self.counters.get(metric), metric)?;
-        if !(value >= 0.0) {
+        // NaN is refused too: it is not a count.
+        if value.is_nan() || value < 0.0 {
             return Err(ReportError::Invalid {
                 metric: metric.into(),
                 reason: format!("a counter cannot go down by {value}"),
@@ -232,14 +238,24 @@ impl Reporter for PrometheusReporter {
         Ok(())
     }
 
-    fn report_gauge(&self, metric: &str, labels: &[Label<'_>], value: f64) -> Result<(), ReportError> {
+    fn report_gauge(
+        &self,
+        metric: &str,
+        labels: &[Label<'_>],
+        value: f64,
+    ) -> Result<(), ReportError> {
         let family = known(self.gauges.get(metric), metric)?;
         let values = self.values(metric, &family.labels, labels)?;
         family.metric.with_label_values(&values).set(value);
         Ok(())
     }
 
-    fn report_summary(&self, metric: &str, labels: &[Label<'_>], value: f64) -> Result<(), ReportError> {
+    fn report_summary(
+        &self,
+        metric: &str,
+        labels: &[Label<'_>],
+        value: f64,
+    ) -> Result<(), ReportError> {
         let family = known(self.summaries.get(metric), metric)?;
         let values = self.values(metric, &family.labels, labels)?;
         if metric == RESPONSE_TIME {
@@ -250,7 +266,12 @@ impl Reporter for PrometheusReporter {
         Ok(())
     }
 
-    fn report_histogram(&self, metric: &str, labels: &[Label<'_>], value: f64) -> Result<(), ReportError> {
+    fn report_histogram(
+        &self,
+        metric: &str,
+        labels: &[Label<'_>],
+        value: f64,
+    ) -> Result<(), ReportError> {
         let family = known(self.histograms.get(metric), metric)?;
         let values = self.values(metric, &family.labels, labels)?;
         family.metric.with_label_values(&values).observe(value);
@@ -295,7 +316,12 @@ fn help_of(spec: &CustomMetric) -> String {
 
 fn label_names(spec: &CustomMetric, additional: &[String]) -> Vec<String> {
     let mut names = spec.labels.clone();
-    names.extend(additional.iter().filter(|a| !spec.labels.contains(a)).cloned());
+    names.extend(
+        additional
+            .iter()
+            .filter(|a| !spec.labels.contains(a))
+            .cloned(),
+    );
     names
 }
 

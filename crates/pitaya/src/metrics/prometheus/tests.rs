@@ -3,10 +3,11 @@ use crate::config::CustomMetric;
 use crate::metrics::{CHANNEL_CAPACITY, CONNECTED_CLIENTS, COUNT_SERVERS};
 
 fn config() -> MetricsConfig {
-    let mut c = MetricsConfig::default();
-    c.game = "tetris".into();
-    c.const_labels.insert("region".into(), "eu".into());
-    c
+    MetricsConfig {
+        game: "tetris".into(),
+        const_labels: [("region".to_owned(), "eu".to_owned())].into(),
+        ..MetricsConfig::default()
+    }
 }
 
 /// Returns the lines of `text` that start with `prefix`.
@@ -48,7 +49,10 @@ fn every_pitaya_family_is_declared_with_its_type() {
         ("pitaya_worker_worker_queue_size", "gauge"),
     ] {
         let line = format!("# TYPE {name} {kind}");
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
     }
 }
 
@@ -89,7 +93,10 @@ fn response_time_feeds_the_summary_and_the_histogram() {
         let line = buckets.iter().find(|l| l.contains(&needle)).unwrap();
         line.rsplit(' ').next().unwrap().to_owned()
     };
-    assert_eq!((at("0.001"), at("0.005"), at("+Inf")), ("0".into(), "2".into(), "2".into()));
+    assert_eq!(
+        (at("0.001"), at("0.005"), at("+Inf")),
+        ("0".into(), "2".into(), "2".into())
+    );
     let quantiles = lines(&text, "pitaya_handler_response_time_ns{");
     assert_eq!(quantiles.len(), 3, "{quantiles:?}");
     assert!(quantiles[0].contains(r#"quantile="0.7""#), "{quantiles:?}");
@@ -114,7 +121,10 @@ fn additional_labels_take_their_default_unless_reported() {
 fn unknown_metrics_undeclared_labels_and_negative_counts_are_refused() {
     let r = PrometheusReporter::new("room", &config()).unwrap();
     let err = r.report_gauge("nope", &[], 1.0).unwrap_err();
-    assert!(matches!(err, ReportError::UnknownMetric(ref m) if m == "nope"), "{err}");
+    assert!(
+        matches!(err, ReportError::UnknownMetric(ref m) if m == "nope"),
+        "{err}"
+    );
     let err = r
         .report_gauge(CONNECTED_CLIENTS, &[("color", "red")], 1.0)
         .unwrap_err();
@@ -127,47 +137,65 @@ fn unknown_metrics_undeclared_labels_and_negative_counts_are_refused() {
     assert!(r.report_gauge(RESPONSE_TIME, &[], 1.0).is_err());
 }
 
-#[test]
-fn custom_metrics_from_config_are_registered_and_reportable() {
-    let mut c = config();
-    let mut summary = CustomMetric::default();
-    summary.subsystem = "game".into();
-    summary.name = "match_length".into();
-    summary.labels = vec!["mode".into()];
-    summary.objectives.insert("0.5".into(), 0.05);
-    let mut counter = CustomMetric::default();
-    counter.subsystem = "game".into();
-    counter.name = "matches".into();
-    counter.help = "Matches started.".into();
-    let mut histogram = counter.clone();
-    histogram.name = "scores".into();
-    histogram.buckets = vec![10.0, 100.0];
-    c.custom.summaries.push(summary);
-    c.custom.counters.push(counter);
-    c.custom.histograms.push(histogram);
+/// Returns the metrics config of a YAML document, as a Pitaya config file holds it.
+fn from_yaml(yaml: &str) -> MetricsConfig {
+    use figment::providers::{Format, Yaml};
+    let figment = crate::Config::figment(None).merge(Yaml::string(yaml));
+    crate::Config::from_figment(&figment).unwrap().metrics
+}
 
+#[test]
+fn custom_metrics_from_a_config_file_are_registered_and_reportable() {
+    let c = from_yaml(
+        r#"
+pitaya:
+  metrics:
+    custom:
+      summaries:
+        - subsystem: game
+          name: match_length
+          labels: [mode]
+          objectives: { 0.5: 0.05 }
+      counters:
+        - { subsystem: game, name: matches, help: Matches started. }
+      histograms:
+        - { subsystem: game, name: scores, help: Scores., buckets: [10, 100] }
+"#,
+    );
     let r = PrometheusReporter::new("room", &c).unwrap();
     r.report_summary("match_length", &[("mode", "ranked")], 30.0)
         .unwrap();
     r.report_count("matches", &[], 2.0).unwrap();
     r.report_histogram("scores", &[], 50.0).unwrap();
     let text = r.render();
-    assert!(text.contains("# HELP pitaya_game_matches Matches started."), "{text}");
-    assert!(text.contains("# TYPE pitaya_game_match_length summary"), "{text}");
+    assert!(
+        text.contains("# HELP pitaya_game_matches Matches started."),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE pitaya_game_match_length summary"),
+        "{text}"
+    );
     let q = lines(&text, "pitaya_game_match_length{");
     assert_eq!(q.len(), 1, "one objective, one quantile: {q:?}");
     assert!(q[0].contains(r#"quantile="0.5""#) && q[0].contains(r#"mode="ranked""#));
     assert!(lines(&text, "pitaya_game_matches{")[0].ends_with(" 2"));
     let le100 = lines(&text, "pitaya_game_scores_bucket{");
-    assert!(le100.iter().any(|l| l.contains(r#"le="100""#) && l.ends_with(" 1")), "{le100:?}");
+    assert!(
+        le100
+            .iter()
+            .any(|l| l.contains(r#"le="100""#) && l.ends_with(" 1")),
+        "{le100:?}"
+    );
 }
 
 #[test]
 fn a_custom_metric_clashing_with_pitaya_is_an_error() {
     let mut c = config();
-    let mut gauge = CustomMetric::default();
-    gauge.subsystem = "acceptor".into();
-    gauge.name = "connected_clients".into();
-    c.custom.gauges.push(gauge);
+    c.custom.gauges.push(CustomMetric {
+        subsystem: "acceptor".into(),
+        name: "connected_clients".into(),
+        ..CustomMetric::default()
+    });
     assert!(PrometheusReporter::new("room", &c).is_err());
 }

@@ -209,20 +209,22 @@ impl RpcServer for NatsRpcServer {
     fn stats(&self) -> RpcServerStats {
         let inner = &self.inner;
         let free = |q: &OnceLock<mpsc::WeakSender<Message>>| {
-            q.get().and_then(|w| w.upgrade()).map_or(0, |tx| tx.capacity())
+            q.get()
+                .and_then(|w| w.upgrade())
+                .map_or(0, |tx| tx.capacity())
         };
-        let mut stats = RpcServerStats::default();
-        stats.dropped_messages = self.dropped_messages();
-        stats.busy_workers = inner.busy.load(Ordering::Relaxed);
-        stats.total_workers = inner.workers;
-        // Pitaya's names for its NATS server's channels (spec 13.1).
-        stats.free_slots = vec![
-            ("rpc_server_subchan", free(&inner.call_queue)),
-            ("rpc_server_bindingschan", free(&inner.bind_queue)),
-            ("rpc_server_userpushchan", inner.push_tx.capacity()),
-            ("rpc_server_userkickchan", inner.kick_tx.capacity()),
-        ];
-        stats
+        RpcServerStats {
+            dropped_messages: self.dropped_messages(),
+            busy_workers: inner.busy.load(Ordering::Relaxed),
+            total_workers: inner.workers,
+            // Pitaya's names for its NATS server's channels (spec 13.1).
+            free_slots: vec![
+                ("rpc_server_subchan", free(&inner.call_queue)),
+                ("rpc_server_bindingschan", free(&inner.bind_queue)),
+                ("rpc_server_userpushchan", inner.push_tx.capacity()),
+                ("rpc_server_userkickchan", inner.kick_tx.capacity()),
+            ],
+        }
     }
 
     async fn shutdown(&self) {
