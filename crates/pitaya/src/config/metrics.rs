@@ -222,6 +222,8 @@ mod tests {
     }
 
     #[test]
+    // figment's Jail fixes the closure's error type; we cannot box it.
+    #[allow(clippy::result_large_err)]
     fn pitaya_env_variables_switch_the_reporters_on() {
         Jail::expect_with(|jail| {
             jail.set_env("PITAYA_METRICS_PROMETHEUS_ENABLED", "true");

@@ -103,7 +103,8 @@ impl OpsServer {
                     tracing::error!(%addr, error = %e, "metrics and health listener failed");
                 }
             });
-            tracing::info!(%addr, metrics = pending.scrape.is_some(), "ops http listening");
+            let metrics = pending.scrape.is_some();
+            tracing::info!(%addr, metrics, "metrics and health endpoint listening");
         }
         Ok(())
     }
