@@ -35,9 +35,9 @@
 //! | `protobuf` | yes | [`serialize::ProtobufSerializer`] and [`serialize::Proto`] |
 //! | `etcd` | no | `cluster::EtcdDiscovery`, `groups::EtcdGroupStore`; building it needs `protoc` |
 //! | `nats` | no | `cluster::rpc::NatsRpcClient` and `NatsRpcServer`, cluster RPC over NATS |
-//! | `prometheus` | no | `metrics::PrometheusReporter` and `/metrics` over HTTP (`pitaya.metrics.prometheus.*`) |
-//! | `statsd` | no | `metrics::StatsdReporter`, StatsD over UDP (`pitaya.metrics.statsd.*`) |
-//! | `health` | no | `/healthz` and `/readyz` on a port of their own (`pitaya.health.*`) |
+//! | `prometheus` | no | `metrics::PrometheusReporter`, `/metrics` over HTTP |
+//! | `statsd` | no | `metrics::StatsdReporter`, StatsD over UDP |
+//! | `health` | no | `/healthz` and `/readyz` on a port of their own |
 //!
 //! # Examples
 //!

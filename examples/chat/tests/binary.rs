@@ -250,7 +250,10 @@ async fn binary_exposes_metrics_and_probes_with_one_env_switch() {
     let ready = http::request(metrics, "GET", "/readyz").await;
     assert_eq!(ready.status, 200, "{ready:?}");
     // The answer is counted right after it is queued: poll for it.
-    let counted = r#"pitaya_handler_response_time_seconds_count{code="",game="",route="room.room.join",serverType="room",status="ok",type="handler"} 1"#;
+    let counted = concat!(
+        r#"pitaya_handler_response_time_seconds_count{code="",game="","#,
+        r#"route="room.room.join",serverType="room",status="ok",type="handler"} 1"#
+    );
     let deadline = tokio::time::Instant::now() + WAIT;
     let scrape = loop {
         let reply = http::request(metrics, "GET", "/metrics").await;

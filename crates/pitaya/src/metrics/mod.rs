@@ -1,35 +1,4 @@
-//! Metrics: the [`Reporter`] trait, the framework's report points, and the built-in
-//! reporters.
-//!
-//! The framework reports under Go Pitaya's names, at the same moments (spec 13.1), to
-//! every reporter of the app: those built from `pitaya.metrics.*` and those added with
-//! [`Builder::reporter`](crate::Builder::reporter). Applications report their own
-//! metrics through [`AppHandle::metrics`](crate::AppHandle::metrics).
-//!
-//! | name | kind | labels | reported |
-//! |---|---|---|---|
-//! | [`RESPONSE_TIME`] | summary, ns | `route`, `status`, `type`, `code` | a frontend's answer to a client is queued (`type` `handler`; notifies when their handler ends), an outgoing RPC ends (`rpc`) |
-//! | [`HANDLER_DELAY`] | summary, ns | `route`, `type` (`local`, `remote`) | a client message starts being handled, since it was read |
-//! | [`CONNECTED_CLIENTS`] | gauge | | a client connects or leaves a frontend |
-//! | [`EXCEEDED_RATE_LIMITING`] | counter | | every period: packets dropped by rate-limited acceptors since the last report |
-//! | [`CHANNEL_CAPACITY`] | histogram | `channel` | free slots: a connection's write queue (`agent_chsend`) for each packet written, the NATS server's queues for each message received |
-//! | [`DROPPED_MESSAGES`] | gauge | | every period: NATS messages dropped because a queue was full |
-//! | [`COUNT_SERVERS`] | gauge | `type` | every period: servers discovery knows, by type |
-//! | [`BUSY_WORKERS`], [`TOTAL_WORKERS`] | gauge | `pool` | every period: handler tasks running (`handler_dispatch`); NATS RPC workers (`rpc_server_remote`) |
-//! | [`GOROUTINES`] | gauge | | every period: tasks alive in the tokio runtime |
-//!
-//! Go Pitaya's `heapsize`, `heapobjects` and `worker_*` metrics have no source here (no
-//! garbage-collected heap, no job worker); the Prometheus reporter declares them so
-//! that queries find them, and exports process metrics (`process_*`) besides.
-//!
-//! | reporter | feature | config |
-//! |---|---|---|
-//! | [`PrometheusReporter`] | `prometheus` | `pitaya.metrics.prometheus.enabled`; `/metrics` on `pitaya.metrics.prometheus.port` |
-//! | [`StatsdReporter`] | `statsd` | `pitaya.metrics.statsd.enabled`; UDP to `pitaya.metrics.statsd.host` |
-//!
-//! The HTTP listener of `/metrics` also answers `/healthz` and `/readyz`; with
-//! `pitaya.health.enabled` (feature `health`) they get a listener of their own (see
-//! [`Health`]).
+#![doc = include_str!("docs.md")]
 
 mod app;
 mod collect;
