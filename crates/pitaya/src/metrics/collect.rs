@@ -27,7 +27,7 @@ pub(crate) fn spawn_periodic(
 ) {
     let mut state = Sampler {
         rate_limited,
-        reported_drops: 0,
+        reported_drops: None,
         server_types: BTreeMap::new(),
     };
     tokio::spawn(async move {
@@ -46,7 +46,8 @@ pub(crate) fn spawn_periodic(
 #[derive(Debug)]
 struct Sampler {
     rate_limited: Vec<ExceededCounter>,
-    reported_drops: u64,
+    /// Drops reported so far; `None` before the first report.
+    reported_drops: Option<u64>,
     /// Server types seen in discovery, with their last count.
     server_types: BTreeMap<String, usize>,
 }
@@ -64,11 +65,14 @@ impl Sampler {
             metrics.connected_clients(app.session_count());
         }
 
-        // Counters take increments: report what was dropped since the last time.
+        // Counters take increments: report what was dropped since the last time, and
+        // once at 0 so that the series exists before the first drop.
         let drops: u64 = self.rate_limited.iter().map(ExceededCounter::get).sum();
-        let new = drops.saturating_sub(self.reported_drops);
-        self.reported_drops = drops;
-        metrics.count(EXCEEDED_RATE_LIMITING, &[], new as f64);
+        let before = self.reported_drops.replace(drops);
+        if before != Some(drops) {
+            let new = drops.saturating_sub(before.unwrap_or(0));
+            metrics.count(EXCEEDED_RATE_LIMITING, &[], new as f64);
+        }
 
         self.report_cluster(app, metrics);
     }
