@@ -4,8 +4,8 @@
 #
 # Installs what the suite needs on a fresh Debian machine first: the nats-server and
 # etcd-server packages (cluster tests start their own instances on free ports), chromium
-# and a font for the browser check, and the Node packages of interop/node and
-# interop/browser.
+# and a font for the browser check, prometheus for `promtool check metrics` in the metrics
+# tests, and the Node packages of interop/node and interop/browser.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,7 +14,7 @@ root="$(pwd)"
 step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages, only when missing; `apt-get update` only if something must be installed.
-apt_packages=(nats-server etcd-server protobuf-compiler chromium fonts-dejavu-core)
+apt_packages=(nats-server etcd-server protobuf-compiler chromium fonts-dejavu-core prometheus)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then

@@ -34,9 +34,11 @@ use tokio_tungstenite::WebSocketStream;
 
 mod daemon;
 mod etcd;
+mod http;
 mod nats;
 
 pub use etcd::EtcdServer;
+pub use http::http_get;
 pub use nats::NatsServer;
 
 /// Installs a test tracing subscriber once (honours `RUST_LOG`), so failures come with logs.

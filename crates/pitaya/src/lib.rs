@@ -19,6 +19,7 @@
 //! | [`cluster`] | cluster mode: [`cluster::ServerInfo`], service discovery, RPC |
 //! | [`groups`] | [`GroupStore`] trait, in memory and in etcd |
 //! | [`config`] | typed [`Config`]: defaults, file, `PITAYA_*` environment |
+//! | [`metrics`] | [`metrics::Reporter`] trait, Prometheus and StatsD reporters, health endpoint |
 //! | [`route`] | route parsing |
 //!
 //! The packet and message codec lives in the `pitaya-protocol` crate, re-exported as
@@ -36,6 +37,9 @@
 //! | `etcd` | no | `cluster::EtcdDiscovery`, `groups::EtcdGroupStore`; building it needs `protoc` |
 //! | `nats` | no | `cluster::rpc::NatsRpcClient` and `NatsRpcServer`, cluster RPC over NATS |
 //! | `grpc` | no | `cluster::GrpcRpc`, cluster RPC over gRPC, with `etcd` for its binding storage |
+//! | `prometheus` | no | `metrics::PrometheusReporter`, `/metrics` over HTTP |
+//! | `statsd` | no | `metrics::StatsdReporter`, StatsD over UDP |
+//! | `health` | no | `/healthz` and `/readyz` on a port of their own |
 //!
 //! # Examples
 //!
@@ -66,6 +70,7 @@ pub mod config;
 mod error;
 pub mod groups;
 pub mod handler;
+pub mod metrics;
 pub mod module;
 pub mod pipeline;
 pub mod route;

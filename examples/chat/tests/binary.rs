@@ -213,3 +213,65 @@ fn binary_refuses_the_page_together_with_tls() {
         "the refusal names --http: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn binary_exposes_metrics_and_probes_with_one_env_switch() {
+    init_tracing();
+    let tcp = free_addr();
+    let mut server = Server::start(
+        &[
+            ("CHAT_TCP_ADDR", tcp.to_string()),
+            ("CHAT_WS_ADDR", "127.0.0.1:0".to_owned()),
+            ("PITAYA_METRICS_PROMETHEUS_ENABLED", "true".to_owned()),
+            ("PITAYA_METRICS_PROMETHEUS_PORT", "0".to_owned()),
+        ],
+        &[],
+    );
+    // Port 0: the kernel picks one, and the log line says which.
+    let line = server
+        .line_with(&["metrics and health endpoint listening"])
+        .await;
+    let port: SocketAddr = line
+        .split_once("addr=")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], port.port()));
+    server.line_with(&["server started"]).await;
+
+    let mut client = RawClient::tcp(tcp).await.expect("connect over tcp");
+    client.handshake().await.expect("handshake");
+    client
+        .request(1, "room.room.join", br#"{"name":"metered"}"#)
+        .await
+        .unwrap();
+    assert!(!client.recv_response().await.expect("join answered").error);
+
+    let ready = http::request(metrics, "GET", "/readyz").await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+    // The answer is counted right after it is queued: poll for it.
+    let counted = concat!(
+        r#"pitaya_handler_response_time_seconds_count{code="",game="","#,
+        r#"route="room.room.join",serverType="room",status="ok",type="handler"} 1"#
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let scrape = loop {
+        let reply = http::request(metrics, "GET", "/metrics").await;
+        assert_eq!(reply.status, 200);
+        if reply.body.lines().any(|l| l == counted) {
+            break reply.body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{counted} not in\n{}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let clients = r#"pitaya_acceptor_connected_clients{game="",serverType="room"} 1"#;
+    assert!(scrape.lines().any(|l| l == clients), "{scrape}");
+
+    drop(client);
+    let (status, lines) = server.terminate().await;
+    assert!(status.success(), "chat exited with {status}: {lines:#?}");
+}

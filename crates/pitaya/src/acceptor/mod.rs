@@ -140,6 +140,12 @@ pub trait Acceptor: Send + Sync + fmt::Debug + 'static {
     fn enable_proxy_protocol(&self) -> bool {
         false
     }
+
+    /// Returns the count of packets this acceptor dropped over a rate limit, reported
+    /// as Pitaya's `exceeded_rate_limiting`; `None`, the default, when it has no limit.
+    fn rate_limit_drops(&self) -> Option<ExceededCounter> {
+        None
+    }
 }
 
 /// Returns an `InvalidData` I/O error carrying a protocol decode error.

@@ -116,6 +116,10 @@ impl<A: Acceptor> Acceptor for RateLimitingAcceptor<A> {
     fn enable_proxy_protocol(&self) -> bool {
         self.inner.enable_proxy_protocol()
     }
+
+    fn rate_limit_drops(&self) -> Option<ExceededCounter> {
+        Some(self.exceeded())
+    }
 }
 
 /// Returns `stream` without the packets `admit` refuses; read errors pass untouched.

@@ -106,6 +106,7 @@ pub(crate) async fn serve(
     let remote = conn.remote_addr.unwrap_or(remote);
     let (tx, rx) = write_queue(cfg.buffer.agent.messages);
     let session = app.pool().create(remote, tx);
+    app.metrics().connected_clients(app.pool().len());
     let span = tracing::info_span!("conn", session_id = session.id(), remote = %remote, transport);
     run(app, session, conn, rx).instrument(span).await;
 }
@@ -118,7 +119,8 @@ async fn run(app: AppHandle, session: Session, conn: PacketConn, rx: QueueReceiv
     } = conn;
     let io = async {
         let read = reader::read_loop(&app, &session, stream);
-        let write = writer::write_loop(&session, &mut sink, rx, cfg.buffer.agent.conn_timeout);
+        let timeout = cfg.buffer.agent.conn_timeout;
+        let write = writer::write_loop(&session, &mut sink, rx, timeout, app.metrics());
         tokio::select! {
             r = read => r,
             r = write => r,
@@ -135,6 +137,7 @@ async fn run(app: AppHandle, session: Session, conn: PacketConn, rx: QueueReceiv
         });
 
     app.pool().mark_closed(&session);
+    app.metrics().connected_clients(app.pool().len());
     session.closing().cancel();
     if reason.sink_usable() {
         // Best effort: a WebSocket close frame or a TCP shutdown, never waiting long.

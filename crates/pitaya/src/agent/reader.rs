@@ -111,8 +111,9 @@ pub(super) async fn read_loop(
                             Err(reason) => return reason,
                         };
                         let (app, session, permit) = (app.clone(), session.clone(), permit.take());
+                        let arrived = std::time::Instant::now();
                         app.clone().tasks().spawn(async move {
-                            dispatch(app, session, msg).await;
+                            dispatch(app, session, msg, arrived).await;
                             drop(permit);
                         });
                     }

@@ -7,6 +7,7 @@ use tokio::time::timeout;
 
 use super::CloseReason;
 use crate::acceptor::PacketSink;
+use crate::metrics::Metrics;
 use crate::session::{Outbound, QueueReceiver, Session};
 
 /// How many queued packets go into one flush at most.
@@ -21,6 +22,7 @@ pub(super) async fn write_loop(
     sink: &mut PacketSink,
     mut rx: QueueReceiver,
     write_timeout: Duration,
+    metrics: &Metrics,
 ) -> CloseReason {
     loop {
         let first = tokio::select! {
@@ -56,6 +58,9 @@ pub(super) async fn write_loop(
             Ok(Err(e)) => return CloseReason::Write(e),
             Err(_) => return CloseReason::WriteTimeout,
         }
+        // Once per batch rather than per packet as Pitaya does: a broadcast to a
+        // thousand clients should not cost a thousand more reports per client.
+        metrics.channel_capacity("agent_chsend", rx.free_slots());
         if close_after {
             session.close();
             return CloseReason::ByServer;

@@ -20,6 +20,7 @@ use crate::cluster::{DiscoveryBackend, RouteRequest, Router, RpcTransport, Serve
 use crate::config::Config;
 use crate::groups::{GroupStore, MemoryGroupStore};
 use crate::handler::{Component, RegisterError, Registry, Remote, RemoteRegistry};
+use crate::metrics::{AppMetrics, Reporter};
 use crate::module::{self, Module, Modules};
 use crate::pipeline::Pipeline;
 use crate::serialize::{self, Serializer};
@@ -60,6 +61,9 @@ pub enum BuildError {
     /// The cluster RPC transport could not be set up, such as its port bound.
     #[error("cluster rpc could not be prepared: {0}")]
     Rpc(#[from] crate::cluster::RpcError),
+    /// A metrics reporter or the health endpoint could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// Builds an [`App`]; every method takes and returns the builder.
@@ -81,6 +85,7 @@ pub struct Builder {
     cluster: Option<(Arc<dyn RpcTransport>, Arc<dyn DiscoveryBackend>)>,
     routers: HashMap<String, Router>,
     modules: Modules,
+    reporters: Vec<Arc<dyn Reporter>>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -113,6 +118,7 @@ impl Builder {
             cluster: None,
             routers: HashMap::new(),
             modules: Modules::default(),
+            reporters: Vec::new(),
         }
     }
 
@@ -198,6 +204,13 @@ impl Builder {
         if let Err(e) = self.remotes.register(remote) {
             self.errors.push(e.into());
         }
+        self
+    }
+
+    /// Returns the builder with one more metrics reporter, called after the built-in
+    /// ones that `pitaya.metrics.*` enables.
+    pub fn reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
+        self.reporters.push(reporter);
         self
     }
 
@@ -360,6 +373,7 @@ impl Builder {
             serializer,
             send_timeout: cfg.buffer.agent.conn_timeout,
         });
+        let metrics = AppMetrics::build(&cfg, &self.server_type, self.reporters)?;
         let memory_groups = Arc::new(MemoryGroupStore::new());
         let groups = self.groups.unwrap_or_else(|| memory_groups.clone());
         let callbacks = self.callbacks;
@@ -393,6 +407,7 @@ impl Builder {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             conns: TaskTracker::new(),
+            metrics,
         });
         Ok(App {
             handle: AppHandle { shared },

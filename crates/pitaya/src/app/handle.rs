@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
     /// Connection tasks, waited for at shutdown so close callbacks finish.
     pub(crate) conns: TaskTracker,
+    /// Reporters, health state and their listeners.
+    pub(crate) metrics: crate::metrics::AppMetrics,
 }
 
 /// A cheap handle on the app: sessions, groups, pushes, shutdown.

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
 use crate::acceptor::{Acceptor, ConnectionLimit};
 use crate::agent;
@@ -97,6 +98,14 @@ impl App {
     pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), StartError> {
         let shared = self.handle.shared.clone();
         let cfg = &shared.config;
+        // Metrics and probes answer from the start (not ready yet) to the very end.
+        let ops_stop = CancellationToken::new();
+        let _ops_guard = ops_stop.clone().drop_guard();
+        let rate_limited = self.acceptors.iter().filter_map(|a| a.rate_limit_drops());
+        let lifecycle = &shared.metrics.lifecycle;
+        shared
+            .metrics
+            .start(&self.handle, rate_limited.collect(), &ops_stop);
         // A signal during a long start (NATS or etcd still unreachable) stops it too.
         let signal = signal.fuse();
         tokio::pin!(signal);
@@ -117,6 +126,9 @@ impl App {
                 link.stop_server().await;
             }
             return Err(e);
+        }
+        if let Some(link) = &shared.cluster {
+            lifecycle.set_registered(link.discovery().is_ok());
         }
         if !shared.shutdown.is_cancelled() {
             tracing::info!(
@@ -142,14 +154,17 @@ impl App {
             .iter()
             .map(|a| tokio::spawn(accept_loop(self.handle.clone(), a.clone(), limit.clone())))
             .collect();
+        lifecycle.set_serving(true);
 
         tokio::select! {
             () = &mut signal => tracing::info!("shutdown requested"),
             _ = shared.shutdown.cancelled() => tracing::info!("shutdown requested by the app"),
         }
         shared.shutdown.cancel();
+        lifecycle.set_serving(false);
         if let Some(link) = &shared.cluster {
             link.leave_discovery().await;
+            lifecycle.set_registered(false);
         }
         for l in loops {
             let _ = l.await;

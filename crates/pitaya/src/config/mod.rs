@@ -32,6 +32,7 @@
 mod cluster;
 pub mod duration;
 mod etcd;
+mod metrics;
 mod modules;
 mod sections;
 
@@ -49,6 +50,9 @@ pub use cluster::{
 pub use etcd::{
     EtcdBindingStorageConfig, EtcdGrantLeaseConfig, EtcdGroupsConfig, EtcdHeartbeatConfig,
     EtcdRevokeConfig, EtcdSdConfig, EtcdShutdownConfig, EtcdSyncConfig, SdConfig,
+};
+pub use metrics::{
+    CustomMetric, CustomMetricsConfig, HealthConfig, MetricsConfig, PrometheusConfig, StatsdConfig,
 };
 pub use modules::{BindingStorageConfig, ModulesConfig};
 pub use sections::{
@@ -73,7 +77,7 @@ const MAX_PACKET_SIZE: usize = 0xFF_FFFF;
 ///
 /// `Default` gives the documented defaults; [`Config::load`] and
 /// [`Config::from_file`] add a file and the environment on top.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct Config {
@@ -103,6 +107,10 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Module settings (`pitaya.modules`).
     pub modules: ModulesConfig,
+    /// Metrics reporters (`pitaya.metrics`).
+    pub metrics: MetricsConfig,
+    /// HTTP readiness and liveness endpoint (`pitaya.health`).
+    pub health: HealthConfig,
 }
 
 impl Default for Config {
@@ -120,6 +128,8 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             cluster: ClusterConfig::default(),
             modules: ModulesConfig::default(),
+            metrics: MetricsConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -248,6 +258,7 @@ impl Config {
             return invalid("pitaya.groups.memory.tickduration must be greater than zero".into());
         }
         self.validate_cluster()?;
+        self.metrics.check().map_err(ConfigError::Invalid)?;
 
         // These size bounded channels and worker pools; zero would stall
         // every connection, so we refuse it up front.

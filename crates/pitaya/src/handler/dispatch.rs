@@ -1,6 +1,7 @@
 //! Running one client message: route, hooks, handler, response.
 
 use std::panic::AssertUnwindSafe;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -8,15 +9,22 @@ use pitaya_protocol::{Message, MessageType};
 use tracing::Instrument;
 
 use super::{Context, HandlerKind};
+use crate::metrics::ResponseKind;
 use crate::route::Route;
 use crate::session::Session;
 use crate::{AppHandle, Error};
 
-/// Handles one Request or Notify from `session` and answers a request.
+/// Handles one Request or Notify from `session`, read at `arrived`, and answers a
+/// request.
 ///
 /// Never panics outward: a panicking handler or hook answers `PIT-500`.
-pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message) {
+pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message, arrived: Instant) {
     let is_request = msg.kind == MessageType::Request;
+    let metrics = app.metrics().clone();
+    let label = metrics.is_enabled().then(|| metric_route(&app, &msg.route));
+    if let Some((route, forwarded)) = &label {
+        metrics.handler_delay(route, *forwarded, arrived);
+    }
     let span = tracing::debug_span!(
         "handle",
         route = %msg.route,
@@ -31,15 +39,21 @@ pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message) {
             Err(Error::internal("handler panicked"))
         });
 
+    let report = |error: Option<&Error>| {
+        if let Some((route, _)) = &label {
+            metrics.response_time(ResponseKind::Handler, route, arrived, error);
+        }
+    };
     // Pitaya never answers a request with id 0 (spec 4.4): id 0 means notify mode.
     if !is_request || msg.id == 0 {
+        report(outcome.as_ref().err());
         if let Err(e) = outcome {
             tracing::debug!(parent: &span, error = %e, "notify failed");
         }
         return;
     }
-    let response = match outcome {
-        Ok(body) => Message::response(msg.id, body),
+    let response = match &outcome {
+        Ok(body) => Message::response(msg.id, body.clone()),
         Err(e) => {
             tracing::debug!(parent: &span, error = %e, "request failed");
             let body = session.serializer().serialize_error(&e.to_payload());
@@ -62,6 +76,31 @@ pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message) {
     };
     if let Err(e) = session.send_packet(packet).await {
         tracing::debug!(parent: &span, error = %e, "response not delivered");
+    }
+    report(outcome.as_ref().err());
+}
+
+/// Returns the `route` label of a client message's metrics, and whether it goes to
+/// another server type.
+///
+/// Clients choose routes: one that names no handler here and no known server type is
+/// labelled [`UNKNOWN_ROUTE`](crate::metrics::UNKNOWN_ROUTE), so that they cannot grow
+/// the label set without bound.
+fn metric_route(app: &AppHandle, raw: &str) -> (String, bool) {
+    let unknown = || (crate::metrics::UNKNOWN_ROUTE.to_owned(), false);
+    let Ok(route) = Route::parse(raw, app.server_type()) else {
+        return unknown();
+    };
+    let forwarded = route.server_type() != app.server_type();
+    let known = if forwarded {
+        !app.servers_by_type(route.server_type()).is_empty()
+    } else {
+        app.registry().get(&route.short()).is_some()
+    };
+    if known {
+        (route.to_string(), forwarded)
+    } else {
+        unknown()
     }
 }
 

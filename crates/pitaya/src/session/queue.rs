@@ -157,6 +157,11 @@ impl QueueReceiver {
         Some(self.release(entry))
     }
 
+    /// Returns how many more items the bounded producers may queue now.
+    pub(crate) fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+
     /// Returns the next item if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<Outbound> {
         let entry = self.rx.try_recv().ok()?;

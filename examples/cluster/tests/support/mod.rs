@@ -125,9 +125,15 @@ impl Drop for Proc {
 
 impl Proc {
     pub(crate) fn start(infra: &Infra, args: &[&str]) -> Proc {
+        Proc::start_env(infra, args, &[])
+    }
+
+    /// Returns a process started with `env` on top of the cluster's environment.
+    pub(crate) fn start_env(infra: &Infra, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cluster-chat"))
             .args(args)
             .envs(infra.env())
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -160,6 +166,15 @@ impl Proc {
             Ok(line) => line,
             Err(_) => panic!("no {needles:?} logged in time: {:#?}", self.seen),
         }
+    }
+
+    /// Returns a line already read that contains every one of `needles`.
+    pub(crate) fn logged(&self, needles: &[&str]) -> Option<&str> {
+        let found = self
+            .seen
+            .iter()
+            .find(|l| needles.iter().all(|n| l.contains(n)));
+        found.map(String::as_str)
     }
 
     /// Returns this server's id, once it joined the cluster.
@@ -220,8 +235,13 @@ pub(crate) struct Connector {
 
 impl Connector {
     pub(crate) async fn start(infra: &Infra) -> Connector {
+        Connector::start_env(infra, &[]).await
+    }
+
+    /// Returns a connector started with `env` on top of the cluster's environment.
+    pub(crate) async fn start_env(infra: &Infra, env: &[(&str, &str)]) -> Connector {
         let args = ["connector", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"];
-        let mut proc = Proc::start(infra, &args);
+        let mut proc = Proc::start_env(infra, &args, env);
         let line = proc.line_with(&["connector listening"]).await;
         let addr = |name| {
             field(&line, name)
@@ -249,7 +269,7 @@ impl Connector {
 }
 
 /// Returns the value of `name=value` in a log line.
-fn field(line: &str, name: &str) -> Option<String> {
+pub(crate) fn field(line: &str, name: &str) -> Option<String> {
     let start = line.find(&format!("{name}="))? + name.len() + 1;
     let rest = &line[start..];
     let end = rest.find(' ').unwrap_or(rest.len());

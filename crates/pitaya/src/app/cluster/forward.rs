@@ -2,7 +2,7 @@
 //! of that type, and its answer comes back to the client untouched (spec 6.4).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use pitaya_protocol::{Message, MessageType};
@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::ClusterLink;
 use crate::cluster::rpc::response_error;
 use crate::cluster::{RouteRequest, RpcError, ServerInfo};
+use crate::metrics::ResponseKind;
 use crate::route::Route;
 use crate::{AppHandle, Error, Session};
 
@@ -27,6 +28,7 @@ impl ClusterLink {
         msg: &Message,
     ) -> Result<Bytes, Error> {
         let start = SystemTime::now();
+        let started = Instant::now();
         let servers = self.discovery()?.servers_by_type(route.server_type());
         let target = self.pick(session, &route, &msg.data, &servers)?;
         let req = sys_request(
@@ -36,7 +38,7 @@ impl ClusterLink {
             msg,
             self.metadata(app, &msg.route, start),
         );
-        match self.call_raw(&target, req.clone()).await {
+        let result = match self.call_raw(&target, req.clone()).await {
             // Discovery still lists a server that is gone (killed, its lease not yet
             // expired): one other server of the type gets a chance. Neither error
             // means the gone server saw the request.
@@ -53,7 +55,11 @@ impl ClusterLink {
         .and_then(|response| match response_error(&response) {
             Some(e) => Err(e),
             None => Ok(response.data),
-        })
+        });
+        let label = route.to_string();
+        let metrics = app.metrics();
+        metrics.response_time(ResponseKind::Rpc, &label, started, result.as_ref().err());
+        result
     }
 
     /// Returns the server chosen by the type's router, or a random one.

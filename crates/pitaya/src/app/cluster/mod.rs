@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use pitaya_protos::{BindMsg, Msg, MsgType, Push, Request, RpcType};
@@ -21,6 +21,7 @@ use crate::cluster::{
     DiscoveryBackend, DiscoveryError, Router, RpcClient, RpcError, RpcServer, RpcTransport,
     ServerInfo, ServiceDiscovery,
 };
+use crate::metrics::ResponseKind;
 use crate::Error;
 
 mod api;
@@ -208,7 +209,11 @@ impl ClusterLink {
         arg: Bytes,
     ) -> Result<Bytes, Error> {
         let req = self.user_request(app, route, arg);
-        self.call(target, req).await
+        let started = Instant::now();
+        let result = self.call(target, req).await;
+        let metrics = app.metrics();
+        metrics.response_time(ResponseKind::Rpc, route, started, result.as_ref().err());
+        result
     }
 
     /// Returns the answer of a user RPC to a random server among `servers`, trying one
@@ -221,9 +226,24 @@ impl ClusterLink {
         arg: Bytes,
     ) -> Result<Bytes, Error> {
         let req = self.user_request(app, route, arg);
+        let started = Instant::now();
+        let result = self.call_any(servers, route, req).await;
+        let metrics = app.metrics();
+        metrics.response_time(ResponseKind::Rpc, route, started, result.as_ref().err());
+        result
+    }
+
+    async fn call_any(
+        &self,
+        servers: &[Arc<ServerInfo>],
+        route: &str,
+        req: Request,
+    ) -> Result<Bytes, Error> {
         let first = &servers[fastrand::usize(..servers.len())];
         let response = match self.call_raw(first, req.clone()).await {
-            Err(RpcError::NoResponders { .. }) if servers.len() > 1 => {
+            Err(RpcError::NoResponders { .. } | RpcError::Unreachable { .. })
+                if servers.len() > 1 =>
+            {
                 tracing::debug!(server_id = %first.id, route, "server gone, trying another");
                 let rest: Vec<_> = servers.iter().filter(|s| s.id != first.id).collect();
                 let other = rest[fastrand::usize(..rest.len())];

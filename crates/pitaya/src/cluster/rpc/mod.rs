@@ -249,6 +249,20 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     }
 }
 
+/// An [`RpcServer`]'s counters, reported as Pitaya's metrics (spec 13.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RpcServerStats {
+    /// Messages dropped so far because a queue was full (`dropped_messages`).
+    pub dropped_messages: u64,
+    /// Workers answering a call now (`busy_workers`, pool `rpc_server_remote`).
+    pub busy_workers: usize,
+    /// Workers answering calls (`total_workers`, pool `rpc_server_remote`).
+    pub total_workers: usize,
+    /// Free slots of each receive queue, by Pitaya's channel name (`channel_capacity`).
+    pub free_slots: Vec<(&'static str, usize)>,
+}
+
 /// What a server does with the messages its [`RpcServer`] receives.
 #[async_trait]
 pub trait RpcHandler: Send + Sync + 'static {
@@ -290,6 +304,11 @@ pub trait RpcServer: Send + Sync + fmt::Debug {
     /// Completes if the transport's connection is lost for good; never by default.
     async fn closed(&self) {
         std::future::pending::<()>().await;
+    }
+
+    /// Returns the server's counters for metrics; empty by default.
+    fn stats(&self) -> RpcServerStats {
+        RpcServerStats::default()
     }
 
     /// Returns once the server stopped receiving and finished the calls in

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_nats::{Message, Subscriber};
@@ -28,7 +28,8 @@ use tokio_util::task::TaskTracker;
 
 use super::{bindings_subject, connect, kick_subject, push_subject, server_subject, ConnEvents};
 use crate::cluster::rpc::{
-    error_response, has_context, metadata_timeout, RpcError, RpcHandler, RpcServer, TIMEOUT_MESSAGE,
+    error_response, has_context, metadata_timeout, RpcError, RpcHandler, RpcServer, RpcServerStats,
+    TIMEOUT_MESSAGE,
 };
 use crate::cluster::ServerInfo;
 use crate::config::NatsServerConfig;
@@ -61,6 +62,11 @@ struct Inner {
     users: Mutex<HashMap<String, UserSubscriptions>>,
     stop: CancellationToken,
     tasks: TaskTracker,
+    /// Weak, so that the queues still close when their forwarders end.
+    call_queue: OnceLock<mpsc::WeakSender<Message>>,
+    bind_queue: OnceLock<mpsc::WeakSender<Message>>,
+    busy: AtomicUsize,
+    workers: usize,
 }
 
 /// The answering side of cluster RPC over NATS.
@@ -118,7 +124,13 @@ impl NatsRpcServer {
             users: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            call_queue: OnceLock::new(),
+            bind_queue: OnceLock::new(),
+            busy: AtomicUsize::new(0),
+            workers: config.services.max(1),
         });
+        let _ = inner.call_queue.set(call_tx.downgrade());
+        let _ = inner.bind_queue.set(bind_tx.downgrade());
 
         let stop = inner.stop.clone();
         inner.tasks.spawn(forward(calls, call_tx, stop.clone()));
@@ -183,6 +195,27 @@ impl RpcServer for NatsRpcServer {
 
     async fn closed(&self) {
         self.inner.events.lost.cancelled().await;
+    }
+
+    fn stats(&self) -> RpcServerStats {
+        let inner = &self.inner;
+        let free = |q: &OnceLock<mpsc::WeakSender<Message>>| {
+            q.get()
+                .and_then(|w| w.upgrade())
+                .map_or(0, |tx| tx.capacity())
+        };
+        RpcServerStats {
+            dropped_messages: self.dropped_messages(),
+            busy_workers: inner.busy.load(Ordering::Relaxed),
+            total_workers: inner.workers,
+            // Pitaya's names for its NATS server's channels (spec 13.1).
+            free_slots: vec![
+                ("rpc_server_subchan", free(&inner.call_queue)),
+                ("rpc_server_bindingschan", free(&inner.bind_queue)),
+                ("rpc_server_userpushchan", inner.push_tx.capacity()),
+                ("rpc_server_userkickchan", inner.kick_tx.capacity()),
+            ],
+        }
     }
 
     async fn shutdown(&self) {
@@ -276,7 +309,11 @@ async fn work(inner: Arc<Inner>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Messa
     loop {
         let message = rx.lock().await.recv().await;
         match message {
-            Some(message) => serve(&inner, message).await,
+            Some(message) => {
+                inner.busy.fetch_add(1, Ordering::Relaxed);
+                serve(&inner, message).await;
+                inner.busy.fetch_sub(1, Ordering::Relaxed);
+            }
             None => break,
         }
     }

@@ -1,0 +1,56 @@
+//! [`Health`]: whether the app is registered and serving, as probes see it.
+
+use serde::Serialize;
+
+use crate::AppHandle;
+
+/// The app's state as the readiness and liveness endpoints report it.
+///
+/// `GET /healthz` (liveness) answers 200 whenever the app answers at all, shutdown
+/// included, so that a supervisor lets a graceful shutdown finish. `GET /readyz`
+/// (readiness) answers 200 when [`is_ready`](Self::is_ready), else 503. Both bodies are
+/// this struct as JSON, with a `status` of `ok`, `ready` or `not ready`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Health {
+    /// This server's id.
+    pub server_id: String,
+    /// This server's type.
+    pub server_type: String,
+    /// Whether the app runs in cluster mode.
+    pub cluster: bool,
+    /// Whether the app is published in service discovery; false standalone.
+    pub registered: bool,
+    /// Whether the app takes client connections (frontends) and calls (cluster).
+    pub serving: bool,
+    /// Whether graceful shutdown has started.
+    pub shutting_down: bool,
+}
+
+impl Health {
+    /// Returns the state of `app` now.
+    pub(crate) fn of(app: &AppHandle) -> Health {
+        let lifecycle = &app.shared.metrics.lifecycle;
+        Health {
+            server_id: app.server_id().to_owned(),
+            server_type: app.server_type().to_owned(),
+            cluster: app.shared.cluster.is_some(),
+            registered: lifecycle.registered(),
+            serving: lifecycle.serving(),
+            shutting_down: app.is_shutting_down(),
+        }
+    }
+
+    /// Returns whether the app should get traffic: serving, not shutting down, and in
+    /// cluster mode registered in service discovery.
+    pub fn is_ready(&self) -> bool {
+        self.serving && !self.shutting_down && (!self.cluster || self.registered)
+    }
+}
+
+impl AppHandle {
+    /// Returns whether the app is registered and serving, as `/readyz` reports it.
+    pub fn health(&self) -> Health {
+        Health::of(self)
+    }
+}
