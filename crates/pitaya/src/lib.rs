@@ -19,6 +19,7 @@
 //! | [`groups`] | [`GroupStore`] trait, in memory and in etcd |
 //! | [`config`] | typed [`Config`]: defaults, file, `PITAYA_*` environment |
 //! | [`route`] | route parsing |
+//! | [`telemetry`] | request spans, [`telemetry::init`], OpenTelemetry export |
 //!
 //! The packet and message codec lives in the `pitaya-protocol` crate, re-exported as
 //! [`protocol`].
@@ -34,6 +35,7 @@
 //! | `protobuf` | yes | [`serialize::ProtobufSerializer`] and [`serialize::Proto`] |
 //! | `etcd` | no | `cluster::EtcdDiscovery`, `groups::EtcdGroupStore`; building it needs `protoc` |
 //! | `nats` | no | `cluster::rpc::NatsRpcClient` and `NatsRpcServer`, cluster RPC over NATS |
+//! | `otel` | no | span export over OTLP/gRPC, trace context in cluster requests |
 //!
 //! # Examples
 //!
@@ -68,6 +70,7 @@ pub mod pipeline;
 pub mod route;
 pub mod serialize;
 pub mod session;
+pub mod telemetry;
 
 pub use app::{App, AppHandle, BuildError, Builder, StartError};
 pub use config::Config;

@@ -40,6 +40,7 @@ use figment::providers::{Env, Format, Serialized, Toml, Yaml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use crate::telemetry::TracingConfig;
 pub use cluster::{
     ClusterConfig, ClusterInfoConfig, GrpcClientConfig, GrpcServerConfig, NatsBufferConfig,
     NatsClientConfig, NatsConnectionConfig, NatsServerConfig, RpcClientConfig, RpcConfig,
@@ -99,6 +100,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Cluster settings: RPC and service discovery (`pitaya.cluster`).
     pub cluster: ClusterConfig,
+    /// Span export settings (`pitaya.tracing`), a pitaya-rs addition.
+    pub tracing: TracingConfig,
 }
 
 impl Default for Config {
@@ -115,6 +118,7 @@ impl Default for Config {
             groups: GroupsConfig::default(),
             shutdown: ShutdownConfig::default(),
             cluster: ClusterConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }

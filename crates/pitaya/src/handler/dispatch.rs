@@ -17,12 +17,7 @@ use crate::{AppHandle, Error};
 /// Never panics outward: a panicking handler or hook answers `PIT-500`.
 pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message) {
     let is_request = msg.kind == MessageType::Request;
-    let span = tracing::debug_span!(
-        "handle",
-        route = %msg.route,
-        session_id = session.id(),
-        id = msg.id,
-    );
+    let span = crate::telemetry::span::client_request(&app, &session, &msg);
     let outcome = AssertUnwindSafe(run(&app, &session, &msg, is_request).instrument(span.clone()))
         .catch_unwind()
         .await
@@ -30,6 +25,7 @@ pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message) {
             tracing::error!(parent: &span, "handler panicked");
             Err(Error::internal("handler panicked"))
         });
+    crate::telemetry::span::record_outcome(&span, Some(&session), &outcome);
 
     // Pitaya never answers a request with id 0 (spec 4.4): id 0 means notify mode.
     if !is_request || msg.id == 0 {

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use pitaya_protos::{BindMsg, Msg, MsgType, Push, Request, RpcType};
+use tracing::Instrument;
 
 use super::AppHandle;
 use crate::cluster::rpc::{request_metadata, response_error};
@@ -21,7 +22,7 @@ use crate::cluster::{
     DiscoveryBackend, DiscoveryError, Router, RpcClient, RpcError, RpcServer, RpcTransport,
     ServerInfo, ServiceDiscovery,
 };
-use crate::Error;
+use crate::{telemetry, Error};
 
 mod api;
 mod forward;
@@ -159,16 +160,18 @@ impl ClusterLink {
         self.routers.get(server_type)
     }
 
-    /// Returns the metadata of a new call from this server (spec 6.3).
+    /// Returns the metadata of a new call from this server (spec 6.3), with the
+    /// current span's trace context.
     fn metadata(&self, app: &AppHandle, route: &str, start: SystemTime) -> Bytes {
         let request_id = uuid::Uuid::new_v4().simple().to_string();
-        request_metadata(
+        let metadata = request_metadata(
             app.server_info(),
             &request_id,
             route,
             start,
             self.request_timeout,
-        )
+        );
+        telemetry::inject(metadata)
     }
 
     /// Returns the data of `server`'s answer to `req`, or the error it carries.
@@ -190,6 +193,7 @@ impl ClusterLink {
         arg: Bytes,
     ) -> Result<Bytes, Error> {
         let me = app.server_info();
+        let span = telemetry::span::rpc_client(route);
         let req = Request {
             r#type: RpcType::User.into(),
             session: None,
@@ -204,9 +208,9 @@ impl ClusterLink {
             } else {
                 String::new()
             },
-            metadata: self.metadata(app, route, SystemTime::now()),
+            metadata: span.in_scope(|| self.metadata(app, route, SystemTime::now())),
         };
-        self.call(target, req).await
+        self.call(target, req).instrument(span).await
     }
 
     /// Calls the `sys` remote `route` on frontend `frontend_id` (spec 6.6).
