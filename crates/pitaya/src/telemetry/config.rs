@@ -153,6 +153,8 @@ mod tests {
         })
     }
 
+    // figment's Jail fixes the closure's error type; we cannot box it.
+    #[allow(clippy::result_large_err)]
     #[test]
     fn keys_load_from_a_file_and_pitaya_variables() {
         figment::Jail::expect_with(|jail| {

@@ -19,7 +19,7 @@
 //! | `init.rs` | [`init`]: the process's subscriber; [`Telemetry`], its guard |
 //! | `span.rs` | the request, remote and rpc spans |
 //! | `propagate.rs` | the `otel-span` carrier in request metadata |
-//! | `otel.rs` | the W3C propagator, the OTLP exporter and its layer [otel] |
+//! | `otel.rs` | the W3C propagator, the OTLP exporter and its layer (feature `otel`) |
 //!
 //! # Examples
 //!
