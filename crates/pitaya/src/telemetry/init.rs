@@ -8,6 +8,10 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use super::config::{Export, TracingConfig};
 
+/// The log filter when `RUST_LOG` is unset or invalid: lifecycle events, and only the
+/// OpenTelemetry SDK's warnings, such as a failed export.
+const LOG_DEFAULT: &str = "info,opentelemetry=warn";
+
 /// Returned when telemetry cannot start or flush.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -28,7 +32,8 @@ pub enum TelemetryError {
 
 /// Installs the global subscriber of an application and returns its guard.
 ///
-/// Logs go to stdout, filtered by `RUST_LOG` (default `info`). When `config` and the
+/// Logs go to stdout, filtered by `RUST_LOG` (default `info`, with the
+/// OpenTelemetry SDK at `warn`). When `config` and the
 /// `OTEL_*` environment turn export on (see [`TracingConfig`]) and the `otel`
 /// feature is compiled in, spans at INFO and above also go to an OTLP/gRPC
 /// collector, as `service_name` unless the config or `OTEL_SERVICE_NAME` names the
@@ -58,7 +63,9 @@ pub fn init(config: &TracingConfig, service_name: &str) -> Result<Telemetry, Tel
     let export = config.export(service_name, |name| std::env::var(name).ok());
     let logs = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stdout().is_terminal())
-        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
+        .with_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(LOG_DEFAULT)),
+        );
     let registry = tracing_subscriber::registry().with(logs);
 
     #[cfg(feature = "otel")]
