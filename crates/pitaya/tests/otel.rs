@@ -299,6 +299,9 @@ async fn forwarded_request_is_one_trace_and_bad_carriers_start_new_ones() {
     }
 
     // Shutdown sends what is still waiting for the next batch.
+    drop(client);
+    front.stop().await;
+    back.stop().await;
     drop(tracing::info_span!("last words"));
     telemetry.shutdown().await.expect("last spans sent");
     while let Ok(span) = spans.rx.try_recv() {
