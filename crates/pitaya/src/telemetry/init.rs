@@ -32,12 +32,12 @@ pub enum TelemetryError {
 
 /// Installs the global subscriber of an application and returns its guard.
 ///
-/// Logs go to stdout, filtered by `RUST_LOG` (default `info`, with the
-/// OpenTelemetry SDK at `warn`). When `config` and the
-/// `OTEL_*` environment turn export on (see [`TracingConfig`]) and the `otel`
-/// feature is compiled in, spans at INFO and above also go to an OTLP/gRPC
-/// collector, as `service_name` unless the config or `OTEL_SERVICE_NAME` names the
-/// service. Export asked for without the feature is reported as a warning.
+/// Logs go to stdout, filtered by `RUST_LOG` (default `info`, with the OpenTelemetry
+/// SDK at `warn`). When `config` and the `OTEL_*` environment turn export on (see
+/// [`TracingConfig`]) and the `otel` feature is compiled in, spans at INFO and above
+/// also go to an OTLP/gRPC collector, as `service_name` unless the config or
+/// `OTEL_SERVICE_NAME` names the service. Export asked for without the feature is
+/// reported as a warning.
 ///
 /// Call it once, early in `main`, inside the tokio runtime, and call
 /// [`Telemetry::shutdown`] before returning so that the last spans are sent.
