@@ -262,6 +262,8 @@ async fn forwarded_request_is_one_trace_and_bad_carriers_start_new_ones() {
             child.name
         );
     }
+    assert_eq!(forward.attr("peer_id"), Some(b.clone()));
+    assert_eq!(bind_call.attr("peer_id"), Some(f.clone()));
     assert_eq!(backend.span.kind, SpanKind::Server as i32);
     assert_eq!(backend.attr("frontend_id"), Some(f.clone()));
     assert_eq!(backend.attr("session_id"), frontend.attr("session_id"));

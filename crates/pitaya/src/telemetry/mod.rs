@@ -15,6 +15,7 @@
 //!
 //! | file | what it does |
 //! |---|---|
+//! | `client.rs` | the `rpc` span of every outgoing call, and its carrier |
 //! | `config.rs` | [`TracingConfig`] (`pitaya.tracing`) and the `OTEL_*` variables |
 //! | `init.rs` | [`init`]: the process's subscriber; [`Telemetry`], its guard |
 //! | `span.rs` | the request, remote and rpc spans |
@@ -36,6 +37,7 @@
 //! # }
 //! ```
 
+mod client;
 mod config;
 mod init;
 #[cfg(feature = "otel")]
@@ -43,6 +45,6 @@ mod otel;
 mod propagate;
 pub(crate) mod span;
 
+pub(crate) use client::TracedClient;
 pub use config::TracingConfig;
 pub use init::{init, Telemetry, TelemetryError};
-pub(crate) use propagate::inject;

@@ -221,14 +221,15 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("caller");
             let _entered = span.enter();
-            let metadata = super::super::inject(br#"{"peer.id":"c-1"}"#.as_slice().into());
+            let metadata =
+                super::super::propagate::inject(br#"{"peer.id":"c-1"}"#.as_slice().into());
             let map: Map<String, Value> = serde_json::from_slice(&metadata).unwrap();
             assert_eq!(map["peer.id"], "c-1");
             assert_eq!(map[OTEL_SPAN], Value::Object(carrier(&span).unwrap()));
 
             // Not ours to repair: the receiver reports metadata that is no object.
             let odd = bytes::Bytes::from_static(b"[1]");
-            assert_eq!(super::super::inject(odd.clone()), odd);
+            assert_eq!(super::super::propagate::inject(odd.clone()), odd);
         });
     }
 

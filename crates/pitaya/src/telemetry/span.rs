@@ -6,12 +6,13 @@
 //! the caller's trace through the carrier in its metadata instead.
 
 use pitaya_protocol::Message;
-use pitaya_protos::{Request, RpcType};
+use pitaya_protos::{Request, Response, RpcType};
 use serde_json::{Map, Value};
 use tracing::field::Empty;
 use tracing::Span;
 
 use crate::cluster::rpc::PEER_ID;
+use crate::cluster::RpcError;
 use crate::{AppHandle, Error, Session};
 
 /// Returns the span of a client message handled or forwarded here.
@@ -82,12 +83,13 @@ pub(crate) fn rpc_server(app: &AppHandle, req: &Request) -> Span {
     span
 }
 
-/// Returns the span of a call this server makes to another, whose context the
-/// request's metadata carries.
-pub(crate) fn rpc_client(route: &str) -> Span {
+/// Returns the span of a call this server makes to server `peer_id`, whose context
+/// the request's metadata carries.
+pub(crate) fn rpc_client(route: &str, peer_id: &str) -> Span {
     let span = tracing::info_span!(
         "rpc",
         route,
+        peer_id,
         otel.name = Empty,
         otel.kind = Empty,
         otel.status_code = Empty,
@@ -111,6 +113,15 @@ pub(crate) fn record_outcome<T>(
     }
 }
 
+/// Records an error that the transport or the called server reported.
+pub(crate) fn record_rpc_outcome(span: &Span, outcome: &Result<Response, RpcError>) {
+    match outcome {
+        Err(e) => mark_failed(span, &e.to_string()),
+        Ok(Response { error: Some(e), .. }) => mark_failed(span, &format!("{}: {}", e.code, e.msg)),
+        Ok(_) => {}
+    }
+}
+
 /// Names the exported span after its route and gives its kind; only with `otel`,
 /// so that plain logs do not repeat the route in `otel.*` fields.
 fn name_for_export(span: &Span, route: &str, kind: &str) {
@@ -121,11 +132,12 @@ fn name_for_export(span: &Span, route: &str, kind: &str) {
 }
 
 fn mark_error(span: &Span, e: &Error) {
+    mark_failed(span, &format!("{}: {}", e.code(), e.message()));
+}
+
+fn mark_failed(span: &Span, description: &str) {
     if cfg!(feature = "otel") {
         span.record("otel.status_code", "error");
-        span.record(
-            "otel.status_description",
-            format!("{}: {}", e.code(), e.message()),
-        );
+        span.record("otel.status_description", description);
     }
 }

@@ -8,13 +8,12 @@ use bytes::Bytes;
 use pitaya_protocol::{Message, MessageType};
 use pitaya_protos::{Msg, MsgType, Request, RpcType};
 use serde_json::Value;
-use tracing::Instrument;
 
 use super::ClusterLink;
 use crate::cluster::rpc::response_error;
 use crate::cluster::{RouteRequest, RpcError, ServerInfo};
 use crate::route::Route;
-use crate::{telemetry, AppHandle, Error, Session};
+use crate::{AppHandle, Error, Session};
 
 impl ClusterLink {
     /// Returns the answer of a server of `route`'s type to a client message.
@@ -30,23 +29,21 @@ impl ClusterLink {
         let start = SystemTime::now();
         let servers = self.discovery()?.servers_by_type(route.server_type());
         let target = self.pick(session, &route, &msg.data, &servers)?;
-        let span = telemetry::span::rpc_client(&msg.route);
-        let metadata = span.in_scope(|| self.metadata(app, &msg.route, start));
-        let req = sys_request(app, session, &route, msg, metadata);
-        // The rpc span times the call and is the parent the backend's span adopts.
-        match self
-            .call_raw(&target, req.clone())
-            .instrument(span.clone())
-            .await
-        {
+        let req = sys_request(
+            app,
+            session,
+            &route,
+            msg,
+            self.metadata(app, &msg.route, start),
+        );
+        match self.call_raw(&target, req.clone()).await {
             // Discovery still lists a server that is gone (killed, its lease not yet
             // expired): one other server of the type gets a chance.
             Err(RpcError::NoResponders { .. }) if servers.len() > 1 => {
                 tracing::debug!(server_id = %target.id, %route, "server gone, trying another");
                 let rest: Vec<_> = servers.into_iter().filter(|s| s.id != target.id).collect();
                 let other = self.pick(session, &route, &msg.data, &rest)?;
-                let answer = self.call_raw(&other, req).instrument(span).await;
-                answer.map_err(Error::from)
+                self.call_raw(&other, req).await.map_err(Error::from)
             }
             other => other.map_err(Error::from),
         }

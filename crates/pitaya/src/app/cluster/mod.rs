@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use pitaya_protos::{BindMsg, Msg, MsgType, Push, Request, RpcType};
-use tracing::Instrument;
 
 use super::AppHandle;
 use crate::cluster::rpc::{request_metadata, response_error};
@@ -22,7 +21,7 @@ use crate::cluster::{
     DiscoveryBackend, DiscoveryError, Router, RpcClient, RpcError, RpcServer, RpcTransport,
     ServerInfo, ServiceDiscovery,
 };
-use crate::{telemetry, Error};
+use crate::Error;
 
 mod api;
 mod forward;
@@ -96,6 +95,7 @@ impl ClusterLink {
         let config = app.config();
         let me = app.server_info();
         let client = self.transport.connect_client(config, me).await?;
+        let client = crate::telemetry::TracedClient::wrap(client);
         let _ = self.client.set(client);
         let handler = Arc::new(serve::AppRpcHandler::new(app));
         let server = self.transport.start_server(config, me, handler).await?;
@@ -160,18 +160,16 @@ impl ClusterLink {
         self.routers.get(server_type)
     }
 
-    /// Returns the metadata of a new call from this server (spec 6.3), with the
-    /// current span's trace context.
+    /// Returns the metadata of a new call from this server (spec 6.3).
     fn metadata(&self, app: &AppHandle, route: &str, start: SystemTime) -> Bytes {
         let request_id = uuid::Uuid::new_v4().simple().to_string();
-        let metadata = request_metadata(
+        request_metadata(
             app.server_info(),
             &request_id,
             route,
             start,
             self.request_timeout,
-        );
-        telemetry::inject(metadata)
+        )
     }
 
     /// Returns the data of `server`'s answer to `req`, or the error it carries.
@@ -193,7 +191,6 @@ impl ClusterLink {
         arg: Bytes,
     ) -> Result<Bytes, Error> {
         let me = app.server_info();
-        let span = telemetry::span::rpc_client(route);
         let req = Request {
             r#type: RpcType::User.into(),
             session: None,
@@ -208,9 +205,9 @@ impl ClusterLink {
             } else {
                 String::new()
             },
-            metadata: span.in_scope(|| self.metadata(app, route, SystemTime::now())),
+            metadata: self.metadata(app, route, SystemTime::now()),
         };
-        self.call(target, req).instrument(span).await
+        self.call(target, req).await
     }
 
     /// Calls the `sys` remote `route` on frontend `frontend_id` (spec 6.6).
