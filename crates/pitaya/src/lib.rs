@@ -21,6 +21,7 @@
 //! | [`config`] | typed [`Config`]: defaults, file, `PITAYA_*` environment |
 //! | [`metrics`] | [`metrics::Reporter`] trait, Prometheus and StatsD reporters, health endpoint |
 //! | [`route`] | route parsing |
+//! | [`telemetry`] | request spans, [`telemetry::init`], OpenTelemetry export |
 //!
 //! The packet and message codec lives in the `pitaya-protocol` crate, re-exported as
 //! [`protocol`].
@@ -40,6 +41,7 @@
 //! | `prometheus` | no | `metrics::PrometheusReporter`, `/metrics` over HTTP |
 //! | `statsd` | no | `metrics::StatsdReporter`, StatsD over UDP |
 //! | `health` | no | `/healthz` and `/readyz` on a port of their own |
+//! | `otel` | no | span export over OTLP/gRPC, trace context in cluster requests |
 //!
 //! # Examples
 //!
@@ -76,6 +78,7 @@ pub mod pipeline;
 pub mod route;
 pub mod serialize;
 pub mod session;
+pub mod telemetry;
 
 pub use app::{App, AppHandle, BuildError, Builder, StartError};
 pub use config::Config;

@@ -1,6 +1,5 @@
 //! `chat`: runs the standalone chat room (see the library docs for the routes).
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,14 +39,6 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let ansi = std::io::stdout().is_terminal();
-    tracing_subscriber::fmt()
-        .with_ansi(ansi)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -58,10 +49,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = match &args.config {
+    let config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::load()?,
     };
+    // Logs per RUST_LOG; spans over OTLP when pitaya.tracing or OTEL_* ask for it.
+    let telemetry = pitaya::telemetry::init(&config.tracing, "chat")?;
+    let served = serve(args, config).await;
+    if let Err(e) = telemetry.shutdown().await {
+        eprintln!("chat: {e}");
+    }
+    served
+}
+
+async fn serve(args: Args, mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(h) = &args.heartbeat {
         config.heartbeat.interval =
             pitaya::config::duration::parse(h).map_err(|e| format!("--heartbeat {h:?}: {e}"))?;

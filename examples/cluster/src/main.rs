@@ -10,7 +10,6 @@
 //! on one machine), publishes `PITAYA_CLUSTER_RPC_SERVER_GRPC_HOST` (default: the host
 //! name), and records its users in `PITAYA_MODULES_BINDINGSTORAGE_ETCD_ENDPOINTS`.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,14 +53,6 @@ enum Role {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let ansi = std::io::stdout().is_terminal();
-    tracing_subscriber::fmt()
-        .with_ansi(ansi)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -76,7 +67,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => Config::from_file(path)?,
         None => Config::load()?,
     };
-    match args.role {
+    // Logs per RUST_LOG; spans over OTLP when pitaya.tracing or OTEL_* ask for it,
+    // each server type as its own service unless OTEL_SERVICE_NAME says otherwise.
+    let service = match args.role {
+        Role::Connector { .. } => "connector",
+        Role::Room => "room",
+    };
+    let telemetry = pitaya::telemetry::init(&config.tracing, service)?;
+    let served = serve(args.role, config).await;
+    if let Err(e) = telemetry.shutdown().await {
+        eprintln!("cluster-chat: {e}");
+    }
+    served
+}
+
+async fn serve(role: Role, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    match role {
         Role::Connector { tcp, ws } => {
             let tcp = TcpAcceptor::bind(tcp)
                 .await

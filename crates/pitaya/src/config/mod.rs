@@ -42,6 +42,7 @@ use figment::providers::{Env, Format, Serialized, Toml, Yaml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use crate::telemetry::TracingConfig;
 pub use cluster::{
     ClusterConfig, ClusterInfoConfig, GrpcClientConfig, GrpcServerConfig, NatsBufferConfig,
     NatsClientConfig, NatsConnectionConfig, NatsServerConfig, RpcClientConfig, RpcConfig,
@@ -111,6 +112,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// HTTP readiness and liveness endpoint (`pitaya.health`).
     pub health: HealthConfig,
+    /// Span export settings (`pitaya.tracing`), a pitaya-rs addition.
+    pub tracing: TracingConfig,
 }
 
 impl Default for Config {
@@ -130,6 +133,7 @@ impl Default for Config {
             modules: ModulesConfig::default(),
             metrics: MetricsConfig::default(),
             health: HealthConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }

@@ -25,12 +25,7 @@ pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message, arr
     if let Some((route, forwarded)) = &label {
         metrics.handler_delay(route, *forwarded, arrived);
     }
-    let span = tracing::debug_span!(
-        "handle",
-        route = %msg.route,
-        session_id = session.id(),
-        id = msg.id,
-    );
+    let span = crate::telemetry::span::client_request(&app, &session, &msg);
     let outcome = AssertUnwindSafe(run(&app, &session, &msg, is_request).instrument(span.clone()))
         .catch_unwind()
         .await
@@ -38,6 +33,7 @@ pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message, arr
             tracing::error!(parent: &span, "handler panicked");
             Err(Error::internal("handler panicked"))
         });
+    crate::telemetry::span::record_outcome(&span, Some(&session), &outcome);
 
     let report = |error: Option<&Error>| {
         if let Some((route, _)) = &label {

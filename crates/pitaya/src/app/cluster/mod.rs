@@ -102,6 +102,7 @@ impl ClusterLink {
         let config = app.config();
         let me = app.server_info();
         let client = self.transport.connect_client(config, me).await?;
+        let client = crate::telemetry::TracedClient::wrap(client);
         let _ = self.client.set(client);
         let handler = Arc::new(serve::AppRpcHandler::new(app));
         let server = self.transport.start_server(config, me, handler).await?;

@@ -11,6 +11,7 @@ use pitaya_protocol::Message;
 use pitaya_protos::{BindMsg, KickAnswer, KickMsg, MsgType, Push, Request, Response, RpcType};
 use prost::Message as _;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use super::{SYS_BIND, SYS_KICK, SYS_PUSH_SESSION};
 use crate::app::Shared;
@@ -20,7 +21,7 @@ use crate::handler::dispatch::run_handler;
 use crate::handler::RemoteContext;
 use crate::route::Route;
 use crate::session::Origin;
-use crate::{AppHandle, Error};
+use crate::{telemetry, AppHandle, Error};
 
 /// The app as other servers reach it. Holds the app weakly: the RPC server it is
 /// handed to lives inside the app.
@@ -46,6 +47,7 @@ impl RpcHandler for AppRpcHandler {
         let Some(app) = self.app() else {
             return error_response(&Error::internal("server is shutting down"));
         };
+        let span = telemetry::span::rpc_server(&app, &req);
         let work = async {
             match RpcType::try_from(req.r#type) {
                 Ok(RpcType::Sys) => handle_sys(&app, req).await,
@@ -56,10 +58,11 @@ impl RpcHandler for AppRpcHandler {
                 ))),
             }
         };
-        let result = AssertUnwindSafe(work)
+        let result = AssertUnwindSafe(work.instrument(span.clone()))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(Error::internal("handler panicked")));
+        telemetry::span::record_outcome(&span, None, &result);
         match result {
             Ok(data) => Response { data, error: None },
             Err(e) => error_response(&e),

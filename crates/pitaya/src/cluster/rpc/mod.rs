@@ -57,6 +57,9 @@ pub const REQ_ROUTE: &str = "req-route";
 pub const REQ_START_TIME: &str = "req-start-time";
 /// Metadata key of the RPC timeout, a Go duration string such as `5s`.
 pub const REQ_TIMEOUT: &str = "reqTimeout";
+/// Metadata key of the caller's trace context, an object of W3C `traceparent`,
+/// `tracestate` and `baggage` strings (Pitaya v3); see [`crate::telemetry`].
+pub const OTEL_SPAN: &str = "otel-span";
 
 /// Message of a call that got no answer in time, as Pitaya words it (spec 4.8).
 pub const TIMEOUT_MESSAGE: &str = "rpc client: request timeout";

@@ -1,0 +1,254 @@
+//! Tracing settings: the `pitaya.tracing` keys and the standard `OTEL_*` variables.
+//!
+//! Go Pitaya v3 reads its tracing setup from `OTEL_*` variables alone (spec 12.5); we
+//! read the same variables and add three keys so that a config file can turn export
+//! on. Where both speak, the variable wins: it is the deployment's word, as
+//! `PITAYA_*` variables win over a file.
+
+use serde::{Deserialize, Serialize};
+
+/// Turns all OpenTelemetry export off when `true`.
+pub(crate) const SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+/// Comma-separated exporter names; we serve `otlp` and `none`.
+pub(crate) const TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+/// The OTLP endpoint of every signal.
+pub(crate) const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// The OTLP endpoint of traces, ahead of [`ENDPOINT`].
+pub(crate) const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+/// The `service.name` resource attribute.
+pub(crate) const SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+/// Resource attributes as `key=value` pairs separated by commas.
+pub(crate) const RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+
+/// Span export settings (key `pitaya.tracing`), a pitaya-rs addition.
+///
+/// Request spans exist whatever these say; these choose whether they also leave the
+/// process over OTLP/gRPC, which needs the `otel` feature. The standard variables
+/// `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_TRACES_SAMPLER`,
+/// `OTEL_TRACES_SAMPLER_ARG`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_BSP_*` apply too.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct TracingConfig {
+    /// Whether spans are exported. Key `pitaya.tracing.enabled`, default false.
+    ///
+    /// Export is also on when `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set or `OTEL_TRACES_EXPORTER` names
+    /// `otlp`, and off, whatever this says, when `OTEL_SDK_DISABLED=true` or
+    /// `OTEL_TRACES_EXPORTER=none`.
+    pub enabled: bool,
+    /// OTLP/gRPC collector address, such as `http://collector:4317`. Key
+    /// `pitaya.tracing.endpoint`, default empty: the OTLP default,
+    /// `http://localhost:4317`. `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` and
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` win over it. Plain `http` only: no TLS.
+    pub endpoint: String,
+    /// The `service.name` of exported spans. Key `pitaya.tracing.servicename`,
+    /// default empty: the name the app passes to [`init`](super::init).
+    /// `OTEL_SERVICE_NAME`, or a `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, wins.
+    #[serde(rename = "servicename")]
+    pub service_name: String,
+}
+
+/// What [`TracingConfig`] and the environment decide together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Export {
+    /// Spans stay in the process.
+    Off,
+    /// Spans go out over OTLP/gRPC.
+    Otlp(OtlpPlan),
+    /// `OTEL_TRACES_EXPORTER` names only exporters we do not have.
+    Unsupported(String),
+}
+
+/// How to build the OTLP exporter; `None` leaves a setting to the SDK, which reads
+/// the environment and falls back to the OTLP defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OtlpPlan {
+    pub(crate) endpoint: Option<String>,
+    pub(crate) service_name: Option<String>,
+}
+
+impl TracingConfig {
+    /// Returns the export decision for this config under the environment `env`.
+    ///
+    /// `env` returns a variable's value; empty values count as unset, as the
+    /// OpenTelemetry specification asks.
+    pub(crate) fn export(
+        &self,
+        fallback_service: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Export {
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+
+        if var(SDK_DISABLED).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+            return Export::Off;
+        }
+        let mut enabled = self.enabled;
+        if let Some(list) = var(TRACES_EXPORTER) {
+            let names: Vec<String> = list
+                .split(',')
+                .map(|n| n.trim().to_ascii_lowercase())
+                .collect();
+            if names.iter().any(|n| n == "otlp") {
+                enabled = true;
+            } else if names.iter().all(|n| n == "none" || n.is_empty()) {
+                return Export::Off;
+            } else {
+                return Export::Unsupported(list);
+            }
+        }
+        let endpoint_from_env = var(TRACES_ENDPOINT).is_some() || var(ENDPOINT).is_some();
+        if !(enabled || endpoint_from_env) {
+            return Export::Off;
+        }
+
+        let endpoint =
+            (!endpoint_from_env && !self.endpoint.is_empty()).then(|| self.endpoint.clone());
+        let name_from_env = var(SERVICE_NAME).is_some()
+            || var(RESOURCE_ATTRIBUTES).is_some_and(|attrs| {
+                attrs.split(',').any(|kv| {
+                    kv.split_once('=')
+                        .is_some_and(|(k, _)| k.trim() == "service.name")
+                })
+            });
+        let service_name = if name_from_env {
+            None
+        } else if !self.service_name.is_empty() {
+            Some(self.service_name.clone())
+        } else {
+            Some(fallback_service.to_owned()).filter(|s| !s.is_empty())
+        };
+        Export::Otlp(OtlpPlan {
+            endpoint,
+            service_name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn export(config: &TracingConfig, vars: &[(&str, &str)]) -> Export {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        config.export("room", |name| vars.get(name).cloned())
+    }
+
+    fn enabled() -> TracingConfig {
+        TracingConfig {
+            enabled: true,
+            ..TracingConfig::default()
+        }
+    }
+
+    fn otlp(endpoint: Option<&str>, service_name: Option<&str>) -> Export {
+        Export::Otlp(OtlpPlan {
+            endpoint: endpoint.map(str::to_owned),
+            service_name: service_name.map(str::to_owned),
+        })
+    }
+
+    // figment's Jail fixes the closure's error type; we cannot box it.
+    #[allow(clippy::result_large_err)]
+    #[test]
+    fn keys_load_from_a_file_and_pitaya_variables() {
+        figment::Jail::expect_with(|jail| {
+            let file = "[pitaya.tracing]\nenabled = true\nservicename = \"lobby\"\n";
+            jail.create_file("pitaya.toml", file)?;
+            jail.set_env("PITAYA_TRACING_ENDPOINT", "http://collector:4317");
+            let config = crate::Config::from_file("pitaya.toml")
+                .map_err(|e| figment::Error::from(e.to_string()))?;
+            let expected = TracingConfig {
+                enabled: true,
+                endpoint: "http://collector:4317".into(),
+                service_name: "lobby".into(),
+            };
+            assert_eq!(config.tracing, expected);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn export_is_off_by_default() {
+        assert_eq!(export(&TracingConfig::default(), &[]), Export::Off);
+    }
+
+    #[test]
+    fn config_alone_turns_export_on_with_the_fallback_service_name() {
+        assert_eq!(export(&enabled(), &[]), otlp(None, Some("room")));
+    }
+
+    #[test]
+    fn an_endpoint_variable_turns_export_on_and_is_left_to_the_exporter() {
+        let config = TracingConfig {
+            endpoint: "http://from-config:4317".into(),
+            ..TracingConfig::default()
+        };
+        for var in [ENDPOINT, TRACES_ENDPOINT] {
+            let got = export(&config, &[(var, "http://collector:4317")]);
+            assert_eq!(got, otlp(None, Some("room")), "{var}");
+        }
+    }
+
+    #[test]
+    fn config_endpoint_applies_when_no_variable_names_one() {
+        let config = TracingConfig {
+            endpoint: "http://from-config:4317".into(),
+            ..enabled()
+        };
+        assert_eq!(
+            export(&config, &[(ENDPOINT, "  ")]),
+            otlp(Some("http://from-config:4317"), Some("room"))
+        );
+    }
+
+    #[test]
+    fn sdk_disabled_wins_over_everything() {
+        let vars = [(SDK_DISABLED, "TRUE"), (ENDPOINT, "http://c:4317")];
+        assert_eq!(export(&enabled(), &vars), Export::Off);
+        assert_eq!(
+            export(&enabled(), &[(SDK_DISABLED, "false")]),
+            otlp(None, Some("room"))
+        );
+    }
+
+    #[test]
+    fn traces_exporter_none_turns_export_off_and_otlp_on() {
+        assert_eq!(
+            export(&enabled(), &[(TRACES_EXPORTER, "none")]),
+            Export::Off
+        );
+        let on = export(
+            &TracingConfig::default(),
+            &[(TRACES_EXPORTER, "console, otlp")],
+        );
+        assert_eq!(on, otlp(None, Some("room")));
+    }
+
+    #[test]
+    fn traces_exporter_without_otlp_is_unsupported() {
+        assert_eq!(
+            export(&enabled(), &[(TRACES_EXPORTER, "zipkin")]),
+            Export::Unsupported("zipkin".into())
+        );
+    }
+
+    #[test]
+    fn service_name_comes_from_env_then_config_then_fallback() {
+        let named = TracingConfig {
+            service_name: "lobby".into(),
+            ..enabled()
+        };
+        assert_eq!(export(&named, &[]), otlp(None, Some("lobby")));
+        assert_eq!(export(&named, &[(SERVICE_NAME, "env")]), otlp(None, None));
+        let attrs = [(RESOURCE_ATTRIBUTES, "team=games, service.name=env")];
+        assert_eq!(export(&named, &attrs), otlp(None, None));
+        let other_attrs = [(RESOURCE_ATTRIBUTES, "team=games")];
+        assert_eq!(export(&named, &other_attrs), otlp(None, Some("lobby")));
+    }
+}
