@@ -20,7 +20,6 @@ import (
 	"github.com/topfreegames/pitaya/config"
 	"github.com/topfreegames/pitaya/groups"
 	"github.com/topfreegames/pitaya/serialize/json"
-	"github.com/topfreegames/pitaya/session"
 )
 
 func main() {
@@ -59,22 +58,11 @@ func run(tcp, ws string, heartbeat time.Duration, compression bool) error {
 		component.WithName("room"),
 		component.WithNameFunc(strings.ToLower),
 	)
-	// Go Pitaya's UniqueSession module needs a cluster RPC client; standalone, we kick
-	// the older session of a nick ourselves, as examples/chat does with its bind.
-	session.OnSessionBind(kickOlderSession)
 
 	pitaya.AddAcceptor(acceptor.NewTCPAcceptor(tcp))
 	pitaya.AddAcceptor(acceptor.NewWSAcceptor(ws))
 	pitaya.Configure(true, "room", pitaya.Standalone, map[string]string{}, conf)
 	fmt.Printf("go-chat serving tcp=%s ws=%s\n", tcp, ws)
 	pitaya.Start()
-	return nil
-}
-
-// kickOlderSession closes the session that already holds s's uid, if any.
-func kickOlderSession(ctx context.Context, s *session.Session) error {
-	if old := session.GetSessionByUID(s.UID()); old != nil && old != s {
-		return old.Kick(ctx)
-	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/topfreegames/pitaya"
@@ -61,14 +62,19 @@ func (r *Room) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, error
 	}
 
 	s := pitaya.GetSessionFromCtx(ctx)
+	if s.UID() == "" {
+		if err := replaceOlderSession(ctx, name); err != nil {
+			return nil, pitaya.Error(err, pitayaerrors.ErrInternalCode)
+		}
+	}
 	if err := s.Bind(ctx, name); err != nil {
 		if errors.Is(err, constants.ErrSessionAlreadyBound) {
 			return nil, badRequest("this connection has already joined")
 		}
 		return nil, pitaya.Error(err, pitayaerrors.ErrInternalCode)
 	}
-	// The kick of an older session with this nick, at bind, normally dropped its
-	// membership; if not, the membership passes to this session.
+	// Kicking an older session of this nick normally dropped its membership; if not,
+	// the membership passes to this session.
 	in, err := pitaya.GroupContainsMember(ctx, roomGroup, name)
 	if err == nil && !in {
 		err = pitaya.GroupAddMember(ctx, roomGroup, name)
@@ -113,4 +119,25 @@ func leave(s *session.Session) {
 		return
 	}
 	_ = pitaya.GroupRemoveMember(context.Background(), roomGroup, uid)
+}
+
+// replaceOlderSession kicks the session that holds uid, if any, and waits until Go
+// Pitaya has forgotten it. Its UniqueSession module kicks at bind time, but v1 drops a
+// uid from its index when the kicked connection's read loop ends, whichever session
+// holds the uid by then; a session bound before that could no longer be pushed to.
+func replaceOlderSession(ctx context.Context, uid string) error {
+	old := session.GetSessionByUID(uid)
+	if old == nil {
+		return nil
+	}
+	// A kick fails when the old connection is already closing; it goes away all the same.
+	_ = old.Kick(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for session.GetSessionByUID(uid) == old {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the older session of %q did not close", uid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
 }
