@@ -50,8 +50,12 @@ go build -o "$work/go-chat" ./server
 go vet ./...
 
 echo "-- Go Pitaya client against the Rust chat ($bin_dir/chat)"
-CHAT_BIN="$bin_dir/chat" go test -count=1 -v ./goclient/ 2>&1 | grep -E '^(--- |ok|FAIL|PASS|panic)'
-test "${PIPESTATUS[0]}" -eq 0
+if ! CHAT_BIN="$bin_dir/chat" go test -count=1 -v ./goclient/ >"$work/goclient.log" 2>&1; then
+    cat "$work/goclient.log" >&2
+    echo "the Go client tests failed" >&2
+    exit 1
+fi
+grep -E '^(--- |ok)' "$work/goclient.log"
 
 tcp=$(free_port)
 ws=$(free_port)
@@ -67,8 +71,12 @@ skip_args=()
 for id in "${go_skips[@]}"; do skip_args+=(--skip "$id"); done
 # 100 clients: v1 deflates every push afresh, so 300 joins (45,000 onNewUser pushes)
 # outlast the 5 s answer timeout; see README.md.
-"$bin_dir/pitaya-conformance" --tcp "127.0.0.1:$tcp" --ws "127.0.0.1:$ws" \
-    --clients 100 "${skip_args[@]}"
+if ! "$bin_dir/pitaya-conformance" --tcp "127.0.0.1:$tcp" --ws "127.0.0.1:$ws" \
+    --clients 100 "${skip_args[@]}"; then
+    echo "pitaya-conformance failed against the Go chat server; the end of its log:" >&2
+    tail -n 40 "$work/server.log" >&2
+    exit 1
+fi
 
 echo "-- pitaya-cli script against the Go chat server"
 for url in "127.0.0.1:$tcp" "ws://127.0.0.1:$ws/"; do
