@@ -62,7 +62,7 @@ func run(tcp, ws string, heartbeat time.Duration, compression bool) error {
 	pitaya.AddAcceptor(acceptor.NewTCPAcceptor(tcp))
 	pitaya.AddAcceptor(acceptor.NewWSAcceptor(ws))
 	pitaya.Configure(true, "room", pitaya.Standalone, map[string]string{}, conf)
-	fmt.Printf("go-chat serving tcp=%s ws=%s\n", tcp, ws)
+	fmt.Printf("go-chat starting: tcp=%s ws=%s\n", tcp, ws)
 	pitaya.Start()
 	return nil
 }
