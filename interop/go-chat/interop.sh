@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Go Pitaya v1 interop, both ways:
 #   1. Go Pitaya's client library (go test ./goclient) against the Rust chat binary;
-#   2. the Go chat server (./server) against pitaya-conformance and a pitaya-cli script,
-#      over TCP and WebSocket.
+#   2. the Go chat server (./server) against pitaya-conformance, the pitaya-client tests
+#      in crates/pitaya-client/tests/go_pitaya.rs and a pitaya-cli script, over TCP and
+#      WebSocket.
 # Usage: interop.sh BIN_DIR, where BIN_DIR holds the debug builds of chat,
 # pitaya-conformance and pitaya-cli. Go modules come from the Go module proxy.
 set -euo pipefail
@@ -77,6 +78,11 @@ if ! "$bin_dir/pitaya-conformance" --tcp "127.0.0.1:$tcp" --ws "127.0.0.1:$ws" \
     tail -n 40 "$work/server.log" >&2
     exit 1
 fi
+
+echo "-- pitaya-client tests against the Go chat server"
+# The same flags as scripts/test.sh's build, so its test binaries are reused.
+(cd ../.. && GO_CHAT_TCP="127.0.0.1:$tcp" GO_CHAT_WS="127.0.0.1:$ws" \
+    cargo test --quiet --workspace --all-features --test go_pitaya -- --ignored)
 
 echo "-- pitaya-cli script against the Go chat server"
 for url in "127.0.0.1:$tcp" "ws://127.0.0.1:$ws/"; do
