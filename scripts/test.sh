@@ -63,6 +63,6 @@ CHAT_BIN="$target_dir/debug/chat" ARTIFACTS_DIR="$target_dir/artifacts" \
     CHROMIUM_BIN=/usr/bin/chromium node --test
 
 step "go pitaya interop (Go Pitaya v1 client and server)"
-# Go's client tests against the Rust chat, then pitaya-conformance and pitaya-cli against
-# a Go Pitaya v1 chat server; see interop/go-chat/README.md.
+# Go's client tests against the Rust chat, then pitaya-conformance, pitaya-client and
+# pitaya-cli against a Go Pitaya v1 chat server; see interop/go-chat/README.md.
 GOFLAGS=-buildvcs=false "$root/interop/go-chat/interop.sh" "$target_dir/debug"
