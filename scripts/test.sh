@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite the way CI does: lint, build, Rust tests, Node interop check,
-# browser check.
+# browser check, Go Pitaya interop (needs `go`; its modules come from the Go proxy).
 #
 # Installs what the suite needs on a fresh Debian machine first: the nats-server and
 # etcd-server packages (cluster tests start their own instances on free ports), chromium
@@ -61,3 +61,8 @@ npm ci --no-audit --no-fund --loglevel=error
 # The chat test keeps screenshots of the page under target/artifacts.
 CHAT_BIN="$target_dir/debug/chat" ARTIFACTS_DIR="$target_dir/artifacts" \
     CHROMIUM_BIN=/usr/bin/chromium node --test
+
+step "go pitaya interop (Go Pitaya v1 client and server)"
+# Go's client tests against the Rust chat, then pitaya-conformance, pitaya-client and
+# pitaya-cli against a Go Pitaya v1 chat server; see interop/go-chat/README.md.
+GOFLAGS=-buildvcs=false "$root/interop/go-chat/interop.sh" "$target_dir/debug"
