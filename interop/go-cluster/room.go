@@ -22,14 +22,15 @@ const (
 	frontendType = "connector"
 )
 
-// room serves `room.room.join` (request) and `room.room.message` (notify).
-type room struct {
+// Room serves `room.room.join` (request) and `room.room.message` (notify).
+// v1 registers only exported component types.
+type Room struct {
 	component.Base
 }
 
-// chat serves the remote `room.chat.leave`, called by connectors when a member's
+// Chat serves the remote `room.chat.leave`, called by connectors when a member's
 // connection closes.
-type chat struct {
+type Chat struct {
 	component.Base
 }
 
@@ -39,8 +40,8 @@ type joinAnswer struct {
 }
 
 func registerRoom() {
-	pitaya.Register(&room{}, component.WithName("room"), component.WithNameFunc(strings.ToLower))
-	pitaya.RegisterRemote(&chat{}, component.WithName("chat"),
+	pitaya.Register(&Room{}, component.WithName("room"), component.WithNameFunc(strings.ToLower))
+	pitaya.RegisterRemote(&Chat{}, component.WithName("chat"),
 		component.WithNameFunc(strings.ToLower))
 }
 
@@ -69,7 +70,7 @@ func badRequest(msg string) error {
 
 // Join binds the session to the nick, adds it to the room, pushes the member list to
 // the joiner and the news to everybody else.
-func (r *room) Join(ctx context.Context, body []byte) (*joinAnswer, error) {
+func (r *Room) Join(ctx context.Context, body []byte) (*joinAnswer, error) {
 	var arg map[string]interface{}
 	_ = json.Unmarshal(body, &arg)
 	name, ok := arg["name"].(string)
@@ -119,7 +120,7 @@ func (r *room) Join(ctx context.Context, body []byte) (*joinAnswer, error) {
 }
 
 // Message forwards the message, bytes unchanged, to every member.
-func (r *room) Message(ctx context.Context, body []byte) {
+func (r *Room) Message(ctx context.Context, body []byte) {
 	err := pitaya.GroupBroadcast(ctx, frontendType, roomGroup, "onMessage", body)
 	if err != nil {
 		fmt.Printf("go-cluster: broadcast failed error=%q\n", err)
@@ -127,7 +128,7 @@ func (r *room) Message(ctx context.Context, body []byte) {
 }
 
 // Leave takes the user out of the room.
-func (c *chat) Leave(ctx context.Context, msg *protos.KickMsg) (*protos.KickAnswer, error) {
+func (c *Chat) Leave(ctx context.Context, msg *protos.KickMsg) (*protos.KickAnswer, error) {
 	err := pitaya.GroupRemoveMember(ctx, roomGroup, msg.UserId)
 	if err == nil {
 		fmt.Printf("go-cluster: left the room uid=%s\n", msg.UserId)

@@ -8,6 +8,7 @@ mod support;
 
 use std::net::SocketAddr;
 
+use pitaya::protocol::PacketType;
 use pitaya_test_support::{json, RawClient};
 use serde_json::{json, Value};
 use support::{field, join, member, Connector, Infra, Proc};
@@ -164,8 +165,9 @@ async fn members_seen_by(mut c: RawClient, nick: &str) -> Value {
 async fn nats_rust_connector_chats_in_a_go_room() {
     let Some(go) = go_bin() else { return };
     let infra = Infra::start();
-    let (mut room, room_id) = go_room(&go, &infra).await;
+    // The Rust server first: it logs servers its watch adds, not those it lists at start.
     let mut connector = Connector::start_env(&infra, &[RUST_LOG]).await;
+    let (mut room, room_id) = go_room(&go, &infra).await;
     let go_side = Server {
         proc: &mut room,
         kind: "room",
@@ -212,8 +214,8 @@ async fn nats_go_connector_forwards_to_a_rust_room() {
 async fn nats_go_and_rust_rooms_share_one_membership() {
     let Some(go) = go_bin() else { return };
     let infra = Infra::start();
-    let (mut go_room, go_id) = go_room(&go, &infra).await;
     let (mut rust_room, rust_id) = rust_room(&infra).await;
+    let (mut go_room, go_id) = go_room(&go, &infra).await;
     let connector = Connector::start(&infra).await;
     saw(&mut go_room, &["discovered", &format!("server_id={rust_id}")]).await;
     support::wait_for("both rooms in etcd", || async {
@@ -249,8 +251,9 @@ async fn nats_go_and_rust_rooms_share_one_membership() {
 async fn grpc_rust_connector_chats_in_a_go_room() {
     let Some(go) = go_bin() else { return };
     let infra = Infra::start_grpc();
-    let (mut room, room_id) = go_room(&go, &infra).await;
+    // The Rust server first: it logs servers its watch adds, not those it lists at start.
     let mut connector = Connector::start_env(&infra, &[RUST_LOG]).await;
+    let (mut room, room_id) = go_room(&go, &infra).await;
     let go_side = Server {
         proc: &mut room,
         kind: "room",
@@ -291,4 +294,65 @@ async fn grpc_go_connector_forwards_to_a_rust_room() {
 
     let (ann, bob) = (connector.client().await, connector.client().await);
     chat(ann, bob, &mut room).await;
+}
+
+// ===== Unique sessions across Go and Rust frontends =====
+
+/// `cleo` joins through `old`, then through `new` on the other frontend: the first
+/// connection gets a Kick packet and is closed; the second stays bound.
+async fn second_login_kicks_the_first(mut old: RawClient, mut new: RawClient) {
+    member(&mut old, "cleo").await;
+    member(&mut new, "cleo").await;
+    let seen = old.expect_closed().await.unwrap();
+    assert!(seen.iter().any(|p| p.kind == PacketType::Kick), "{seen:?}");
+    let (ok, body) = join(&mut new, 2, "cleo").await;
+    assert!(!ok);
+    assert!(
+        body["msg"].as_str().unwrap().contains("already joined"),
+        "{body}"
+    );
+}
+
+/// Returns a Rust connector, a Go connector and a Rust room, all registered.
+async fn two_frontends(go: &str, infra: &Infra) -> (Connector, GoConnector, Proc) {
+    let mut rust = Connector::start_env(infra, &[RUST_LOG]).await;
+    let (room, room_id) = rust_room(infra).await;
+    let mut go = GoConnector::start(go, infra).await;
+    saw(&mut go.proc, &["discovered", &format!("server_id={}", rust.id)]).await;
+    saw(&mut go.proc, &["discovered", &format!("server_id={room_id}")]).await;
+    let go_key = format!("pitaya/servers/connector/{}", go.id);
+    saw(&mut rust.proc, &["server added", &go_key]).await;
+    (rust, go, room)
+}
+
+#[tokio::test]
+async fn nats_a_login_on_a_go_connector_kicks_the_one_on_a_rust_connector() {
+    let Some(go) = go_bin() else { return };
+    let infra = Infra::start();
+    let (rust, go, _room) = two_frontends(&go, &infra).await;
+    second_login_kicks_the_first(rust.tcp_client().await, go.client().await).await;
+}
+
+#[tokio::test]
+async fn nats_a_login_on_a_rust_connector_kicks_the_one_on_a_go_connector() {
+    let Some(go) = go_bin() else { return };
+    let infra = Infra::start();
+    let (rust, go, _room) = two_frontends(&go, &infra).await;
+    second_login_kicks_the_first(go.client().await, rust.tcp_client().await).await;
+}
+
+#[tokio::test]
+async fn grpc_a_login_on_a_go_connector_kicks_the_one_on_a_rust_connector() {
+    let Some(go) = go_bin() else { return };
+    let infra = Infra::start_grpc();
+    let (rust, go, _room) = two_frontends(&go, &infra).await;
+    second_login_kicks_the_first(rust.tcp_client().await, go.client().await).await;
+}
+
+#[tokio::test]
+async fn grpc_a_login_on_a_rust_connector_kicks_the_one_on_a_go_connector() {
+    let Some(go) = go_bin() else { return };
+    let infra = Infra::start_grpc();
+    let (rust, go, _room) = two_frontends(&go, &infra).await;
+    second_login_kicks_the_first(go.client().await, rust.tcp_client().await).await;
 }
