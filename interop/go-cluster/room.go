@@ -121,6 +121,7 @@ func (r *Room) Join(ctx context.Context, body []byte) (*joinAnswer, error) {
 
 // Message forwards the message, bytes unchanged, to every member.
 func (r *Room) Message(ctx context.Context, body []byte) {
+	fmt.Println("go-cluster: broadcast route=onMessage")
 	err := pitaya.GroupBroadcast(ctx, frontendType, roomGroup, "onMessage", body)
 	if err != nil {
 		fmt.Printf("go-cluster: broadcast failed error=%q\n", err)

@@ -141,10 +141,14 @@ async fn chat(mut ann: RawClient, mut bob: RawClient, room: &mut Proc) {
         }
     }
 
-    // Bad input comes back as the room's error, unchanged by the frontend.
+    // Bad input and unknown routes come back as the room's errors, codes kept.
     let (ok, body) = join(&mut ann, 3, "").await;
     assert!(!ok);
     assert_eq!(body["code"], json!("PIT-400"), "{body}");
+    ann.request(4, "room.room.nope", b"{}").await.unwrap();
+    let resp = ann.recv_response().await.unwrap();
+    assert!(resp.error && resp.id == 4, "{}", json(&resp));
+    assert_eq!(json(&resp)["code"], json!("PIT-404"), "{}", json(&resp));
 
     drop(bob);
     room.line_with(&["left the room", "uid=bob"]).await;
@@ -243,6 +247,30 @@ async fn nats_go_and_rust_rooms_share_one_membership() {
         let listed = members.as_array().unwrap().contains(&json!(nick));
         assert!(listed, "{nick} missing from {members}");
     }
+}
+
+#[tokio::test]
+async fn nats_servers_that_stop_leave_each_others_discovery() {
+    let Some(go) = go_bin() else { return };
+    let infra = Infra::start();
+    let mut connector = Connector::start_env(&infra, &[RUST_LOG]).await;
+    let (mut rust_room, rust_id) = rust_room(&infra).await;
+    let (mut go_room, go_id) = go_room(&go, &infra).await;
+    let go_key = format!("pitaya/servers/room/{go_id}");
+    saw(&mut connector.proc, &["server added", &go_key]).await;
+    saw(&mut go_room, &["discovered", &format!("server_id={rust_id}")]).await;
+
+    // Each one deregisters on SIGTERM, and the others drop it without waiting for
+    // its lease to expire.
+    assert!(rust_room.terminate().await.success());
+    go_room.line_with(&["removed", &format!("server_id={rust_id}")]).await;
+    let status = go_room.terminate().await;
+    assert!(status.success(), "{status}");
+    connector
+        .proc
+        .line_with(&["server removed", &go_id])
+        .await;
+    assert_eq!(infra.registered("room").await, Vec::<String>::new());
 }
 
 // ===== gRPC =====
@@ -355,4 +383,50 @@ async fn grpc_a_login_on_a_rust_connector_kicks_the_one_on_a_go_connector() {
     let infra = Infra::start_grpc();
     let (rust, go, _room) = two_frontends(&go, &infra).await;
     second_login_kicks_the_first(go.client().await, rust.tcp_client().await).await;
+}
+
+// ===== Everything mixed =====
+
+/// `ann` on the Rust connector and `bob` on the Go one chat while a Rust and a Go room
+/// share the work: every push reaches both frontends, whichever room sends it.
+async fn two_connectors_two_rooms(go: &str, infra: &Infra) {
+    let (rust, go_connector, _rust_room) = two_frontends(go, infra).await;
+    let (mut go_room, _) = go_room(go, infra).await;
+    saw(&mut go_room, &["discovered", &format!("server_id={}", rust.id)]).await;
+    let mut ann = rust.tcp_client().await;
+    member(&mut ann, "ann").await;
+    let mut bob = go_connector.client().await;
+    member(&mut bob, "bob").await;
+    let news = ann.recv_push("onNewUser").await.unwrap();
+    assert_eq!(json(&news), json!({ "content": "New user: bob" }));
+
+    // Notifies go to a random room each; the Go room serves at least one of the 12
+    // but 1 time in 4096.
+    for n in 0..12 {
+        let (from, name) = if n % 2 == 0 {
+            (&mut ann, "ann")
+        } else {
+            (&mut bob, "bob")
+        };
+        let msg = json!({ "name": name, "content": format!("hi {n}") });
+        from.notify("room.room.message", msg.to_string().as_bytes())
+            .await
+            .unwrap();
+        for c in [&mut ann, &mut bob] {
+            assert_eq!(json(&c.recv_push("onMessage").await.unwrap()), msg);
+        }
+    }
+    saw(&mut go_room, &["broadcast route=onMessage"]).await;
+}
+
+#[tokio::test]
+async fn nats_members_on_go_and_rust_connectors_chat_through_go_and_rust_rooms() {
+    let Some(go) = go_bin() else { return };
+    two_connectors_two_rooms(&go, &Infra::start()).await;
+}
+
+#[tokio::test]
+async fn grpc_members_on_go_and_rust_connectors_chat_through_go_and_rust_rooms() {
+    let Some(go) = go_bin() else { return };
+    two_connectors_two_rooms(&go, &Infra::start_grpc()).await;
 }

@@ -125,10 +125,6 @@ pub(crate) struct Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if std::env::var("DUMP_PROC").is_ok() {
-            while let Ok(l) = self.lines.try_recv() { self.seen.push(l); }
-            for l in &self.seen { eprintln!("PROC {l}"); }
-        }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
