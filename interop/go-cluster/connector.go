@@ -18,8 +18,8 @@ func registerConnector() {
 		if uid == "" {
 			return
 		}
-		// v1 drops the uid from its index before this callback runs, whichever session
-		// holds it, so a newer connection with the same nick cannot be told apart here.
+		// Unlike the Rust connector we cannot skip this when a newer connection holds
+		// the nick: v1's uid index forgets a uid on any close of a session bound to it.
 		go func() {
 			arg := &protos.KickMsg{UserId: uid}
 			err := pitaya.RPC(context.Background(), "room.chat.leave", &protos.KickAnswer{}, arg)

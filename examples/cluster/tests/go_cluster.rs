@@ -221,7 +221,11 @@ async fn nats_go_and_rust_rooms_share_one_membership() {
     let (mut rust_room, rust_id) = rust_room(&infra).await;
     let (mut go_room, go_id) = go_room(&go, &infra).await;
     let connector = Connector::start(&infra).await;
-    saw(&mut go_room, &["discovered", &format!("server_id={rust_id}")]).await;
+    saw(
+        &mut go_room,
+        &["discovered", &format!("server_id={rust_id}")],
+    )
+    .await;
     support::wait_for("both rooms in etcd", || async {
         let mut ids = infra.registered("room").await;
         ids.sort();
@@ -258,18 +262,21 @@ async fn nats_servers_that_stop_leave_each_others_discovery() {
     let (mut go_room, go_id) = go_room(&go, &infra).await;
     let go_key = format!("pitaya/servers/room/{go_id}");
     saw(&mut connector.proc, &["server added", &go_key]).await;
-    saw(&mut go_room, &["discovered", &format!("server_id={rust_id}")]).await;
+    saw(
+        &mut go_room,
+        &["discovered", &format!("server_id={rust_id}")],
+    )
+    .await;
 
     // Each one deregisters on SIGTERM, and the others drop it without waiting for
     // its lease to expire.
     assert!(rust_room.terminate().await.success());
-    go_room.line_with(&["removed", &format!("server_id={rust_id}")]).await;
+    go_room
+        .line_with(&["removed", &format!("server_id={rust_id}")])
+        .await;
     let status = go_room.terminate().await;
     assert!(status.success(), "{status}");
-    connector
-        .proc
-        .line_with(&["server removed", &go_id])
-        .await;
+    connector.proc.line_with(&["server removed", &go_id]).await;
     assert_eq!(infra.registered("room").await, Vec::<String>::new());
 }
 
@@ -346,8 +353,16 @@ async fn two_frontends(go: &str, infra: &Infra) -> (Connector, GoConnector, Proc
     let mut rust = Connector::start_env(infra, &[RUST_LOG]).await;
     let (room, room_id) = rust_room(infra).await;
     let mut go = GoConnector::start(go, infra).await;
-    saw(&mut go.proc, &["discovered", &format!("server_id={}", rust.id)]).await;
-    saw(&mut go.proc, &["discovered", &format!("server_id={room_id}")]).await;
+    saw(
+        &mut go.proc,
+        &["discovered", &format!("server_id={}", rust.id)],
+    )
+    .await;
+    saw(
+        &mut go.proc,
+        &["discovered", &format!("server_id={room_id}")],
+    )
+    .await;
     let go_key = format!("pitaya/servers/connector/{}", go.id);
     saw(&mut rust.proc, &["server added", &go_key]).await;
     (rust, go, room)
@@ -392,7 +407,11 @@ async fn grpc_a_login_on_a_rust_connector_kicks_the_one_on_a_go_connector() {
 async fn two_connectors_two_rooms(go: &str, infra: &Infra) {
     let (rust, go_connector, _rust_room) = two_frontends(go, infra).await;
     let (mut go_room, _) = go_room(go, infra).await;
-    saw(&mut go_room, &["discovered", &format!("server_id={}", rust.id)]).await;
+    saw(
+        &mut go_room,
+        &["discovered", &format!("server_id={}", rust.id)],
+    )
+    .await;
     let mut ann = rust.tcp_client().await;
     member(&mut ann, "ann").await;
     let mut bob = go_connector.client().await;
