@@ -41,6 +41,8 @@ type joinAnswer struct {
 
 func registerRoom() {
 	pitaya.Register(&Room{}, component.WithName("room"), component.WithNameFunc(strings.ToLower))
+	pitaya.Register(&Session{}, component.WithName("session"),
+		component.WithNameFunc(strings.ToLower))
 	pitaya.RegisterRemote(&Chat{}, component.WithName("chat"),
 		component.WithNameFunc(strings.ToLower))
 }

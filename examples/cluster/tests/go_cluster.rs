@@ -331,6 +331,51 @@ async fn grpc_go_connector_forwards_to_a_rust_room() {
     chat(ann, bob, &mut room).await;
 }
 
+// ===== Backend session operations from Go =====
+
+/// Sends request `id` on `route` with `body`; returns whether it succeeded and the body.
+async fn call(c: &mut RawClient, id: u64, route: &str, body: Value) -> (bool, Value) {
+    c.request(id, route, body.to_string().as_bytes())
+        .await
+        .unwrap();
+    let resp = c.recv_response().await.unwrap();
+    assert_eq!(resp.id, id);
+    (!resp.error, json(&resp))
+}
+
+/// A Go backend pushes session data to a Rust frontend, which keeps it and sends it
+/// with the next forwarded request; then the Go backend has the Rust frontend kick.
+async fn go_backend_changes_a_rust_session(infra: &Infra, go: &str) {
+    let connector = Connector::start(infra).await;
+    let (_room, _) = go_room(go, infra).await;
+    let mut c = connector.tcp_client().await;
+    member(&mut c, "sam").await;
+
+    let data = json!({ "level": 3, "title": "knight" });
+    let (ok, body) = call(&mut c, 2, "room.session.set", data).await;
+    assert!(ok, "{body}");
+    let (ok, seen) = call(&mut c, 3, "room.session.get", json!({})).await;
+    assert!(ok, "{seen}");
+    assert_eq!(seen["level"], json!(3), "{seen}");
+    assert_eq!(seen["title"], json!("knight"), "{seen}");
+
+    c.request(4, "room.session.kick", b"{}").await.unwrap();
+    let seen = c.expect_closed().await.unwrap();
+    assert!(seen.iter().any(|p| p.kind == PacketType::Kick), "{seen:?}");
+}
+
+#[tokio::test]
+async fn nats_a_go_backend_pushes_session_data_to_and_kicks_through_a_rust_frontend() {
+    let Some(go) = go_bin() else { return };
+    go_backend_changes_a_rust_session(&Infra::start(), &go).await;
+}
+
+#[tokio::test]
+async fn grpc_a_go_backend_pushes_session_data_to_and_kicks_through_a_rust_frontend() {
+    let Some(go) = go_bin() else { return };
+    go_backend_changes_a_rust_session(&Infra::start_grpc(), &go).await;
+}
+
 // ===== Unique sessions across Go and Rust frontends =====
 
 /// `cleo` joins through `old`, then through `new` on the other frontend: the first
