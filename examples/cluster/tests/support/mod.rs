@@ -43,6 +43,11 @@ impl Infra {
         }
     }
 
+    /// Returns the URL of NATS, or `None` when the servers talk gRPC.
+    pub(crate) fn nats_url(&self) -> Option<String> {
+        self.nats.as_ref().map(NatsServer::url)
+    }
+
     /// Returns the NATS server of a NATS cluster.
     pub(crate) fn nats(&mut self) -> &mut NatsServer {
         self.nats.as_mut().expect("a cluster on NATS")
