@@ -44,7 +44,7 @@ cargo build --workspace --quiet
 target_dir="${CARGO_TARGET_DIR:-target}"
 if [[ $target_dir != /* ]]; then target_dir="$root/$target_dir"; fi
 
-# Go Pitaya v1 servers for the mixed-cluster tests in examples/cluster/tests/go_cluster.rs,
+# Go Pitaya v1 servers for the mixed-cluster tests (examples/cluster/tests/go_*.rs),
 # which run only with GO_CLUSTER_BIN set. The Go module proxy serves Pitaya v1.1.8.
 if [[ ${GO_CLUSTER_SKIP:-} == 1 ]]; then
     step "go-cluster skipped (GO_CLUSTER_SKIP=1): the mixed Go/Rust cluster tests will not run"

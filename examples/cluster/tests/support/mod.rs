@@ -2,6 +2,8 @@
 //! or gRPC between the servers.
 #![allow(dead_code)]
 
+pub(crate) mod go;
+
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
