@@ -14,7 +14,9 @@ root="$(pwd)"
 step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages, only when missing; `apt-get update` only if something must be installed.
-apt_packages=(nats-server etcd-server protobuf-compiler chromium fonts-dejavu-core prometheus)
+# libprotobuf-dev holds the well-known .proto files (descriptor.proto) that etcd-client's
+# build script imports; protobuf-compiler only recommends it.
+apt_packages=(nats-server etcd-server protobuf-compiler libprotobuf-dev chromium fonts-dejavu-core prometheus)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -39,14 +41,30 @@ cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 step "cargo build"
 cargo build --workspace --quiet
 
+target_dir="${CARGO_TARGET_DIR:-target}"
+if [[ $target_dir != /* ]]; then target_dir="$root/$target_dir"; fi
+
+# Go Pitaya v1 servers for the mixed-cluster tests (examples/cluster/tests/go_*.rs),
+# which run only with GO_CLUSTER_BIN set. The Go module proxy serves Pitaya v1.1.8.
+if [[ ${GO_CLUSTER_SKIP:-} == 1 ]]; then
+    step "go-cluster skipped (GO_CLUSTER_SKIP=1): the mixed Go/Rust cluster tests will not run"
+else
+    step "go build interop/go-cluster (Go Pitaya v1)"
+    if ! command -v go >/dev/null; then
+        echo "test.sh: go not found; install Go or set GO_CLUSTER_SKIP=1" >&2
+        exit 1
+    fi
+    (cd "$root/interop/go-cluster" &&
+        GOFLAGS=-buildvcs=false go build -o "$target_dir/go-cluster" .)
+    export GO_CLUSTER_BIN="$target_dir/go-cluster"
+fi
+
 step "cargo test"
 # Compile quietly first, so the output below is the test runner's own.
 cargo test --workspace --all-features --no-run --quiet
 cargo test --workspace --all-features
 
 step "node interop check (pomelo-protocol)"
-target_dir="${CARGO_TARGET_DIR:-target}"
-if [[ $target_dir != /* ]]; then target_dir="$root/$target_dir"; fi
 cd "$root/interop/node"
 if [[ -f package-lock.json ]]; then
     npm ci --no-audit --no-fund --loglevel=error
