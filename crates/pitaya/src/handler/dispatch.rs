@@ -26,8 +26,9 @@ pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message, arr
         .then(|| MetricRoute::of(&app, &msg.route));
     let delay = arrived.elapsed();
     // A forwarded route's label waits for its server's answer (see `RouteLabels`).
-    if let Some(MetricRoute::Here(label)) = &route {
-        metrics.handler_delay(label, false, delay);
+    match &route {
+        Some(MetricRoute::Forwarded(_)) | None => {}
+        Some(local) => metrics.handler_delay(local.label(&app), false, delay),
     }
     let span = crate::telemetry::span::client_request(&app, &session, &msg);
     let outcome = AssertUnwindSafe(run(&app, &session, &msg, is_request).instrument(span.clone()))
