@@ -77,6 +77,8 @@ pub(crate) async fn serve(
             drop(slot);
         });
     }
+    // Closed first, so that nobody connects only to wait behind the draining ones.
+    drop(listener);
     graceful.shutdown().await;
 }
 

@@ -131,7 +131,7 @@ fn report(export: &Export, telemetry: &Telemetry) {
         ),
         Export::Otlp(plan) if telemetry.is_exporting() => tracing::info!(
             endpoint = %plan.endpoint,
-            from = plan.origin,
+            from = %plan.origin,
             service = plan.service_name.as_deref().unwrap_or("from OTEL_*"),
             "exporting spans over OTLP/gRPC"
         ),
