@@ -6,6 +6,11 @@
 #
 # PITAYA_CLUSTER_RPC_TRANSPORT=grpc ./examples/cluster/try.sh runs the same servers
 # over gRPC instead, without NATS; each server takes a free gRPC port.
+#
+# PITAYA_METRICS_PROMETHEUS_ENABLED=true turns /metrics on in every server, each on
+# its own port so that they do not collide: the connector on 9090 (or
+# PITAYA_METRICS_PROMETHEUS_PORT), room i on that port + i. /healthz and /readyz
+# are served on the same ports.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -88,12 +93,22 @@ if [[ -z $bin ]]; then
     cargo build --release -p cluster-chat
     bin=target/release/cluster-chat
 fi
+# One /metrics port per process; health shares it, so it takes no port of its own.
+metrics_base="${PITAYA_METRICS_PROMETHEUS_PORT:-9090}"
+metrics_port() {
+    echo "PITAYA_METRICS_PROMETHEUS_PORT=$((metrics_base + $1))"
+}
+health_port() {
+    echo "PITAYA_HEALTH_PORT=$((metrics_base + $1))"
+}
 # Process substitution keeps `$!` the server's pid (a pipe would give the filter's).
 for ((i = 1; i <= rooms; i++)); do
-    "$bin" room > >(sed -u "s/^/[room $i] /") 2>&1 &
+    env "$(metrics_port "$i")" "$(health_port "$i")" \
+        "$bin" room > >(sed -u "s/^/[room $i] /") 2>&1 &
     servers+=($!)
 done
-"$bin" connector > >(sed -u 's/^/[connector] /') 2>&1 &
+env "$(metrics_port 0)" "$(health_port 0)" \
+    "$bin" connector > >(sed -u 's/^/[connector] /') 2>&1 &
 servers+=($!)
 
 cat <<MSG
@@ -103,6 +118,15 @@ Try it from another terminal, for example:
 then: request room.room.join {"name":"ann"}
 Ctrl-C stops everything.
 MSG
+# The values Go's strconv.ParseBool reads as true, as the servers do.
+case "${PITAYA_METRICS_PROMETHEUS_ENABLED:-}" in
+1 | t | T | TRUE | true | True)
+    echo "Metrics: curl -s 127.0.0.1:$metrics_base/metrics (connector)"
+    for ((i = 1; i <= rooms; i++)); do
+        echo "         curl -s 127.0.0.1:$((metrics_base + i))/metrics (room $i)"
+    done
+    ;;
+esac
 # Returns when a server exits on its own (or on a signal, through the traps).
 wait -n "${servers[@]}" || true
 echo "try.sh: a server stopped; stopping the rest" >&2

@@ -14,10 +14,12 @@ use bytes::Bytes;
 use cluster_support::{Infra, Node};
 use futures_util::future::join_all;
 use metrics_support::{local, promtool_check, scrape, scrape_until};
+use metrics_support::{statsd_routes, statsd_until};
 use pitaya::cluster::rpc::protos::Push;
 use pitaya::{App, Builder, Component, Config, Context, Error, Remote, RemoteContext};
 use pitaya_test_support::http_get;
 use serde_json::{json, Value};
+use tokio::net::UdpSocket;
 
 const SERVERS: &str = "pitaya_service_discovery_count_servers";
 const DROPPED: &str = "pitaya_rpc_server_dropped_messages";
@@ -152,5 +154,62 @@ async fn cluster_metrics_count_servers_forwarded_requests_and_dropped_messages()
     })
     .await;
     tight_room.stop().await;
+    front.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_routes_no_server_serves_make_one_label_value() {
+    let infra = Infra::start();
+    let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut front_config = config(&infra);
+    front_config.metrics.statsd.enabled = true;
+    front_config.metrics.statsd.host = receiver.local_addr().unwrap().to_string();
+    let front = Node::frontend(App::builder("connector"), front_config).await;
+    let room = Node::backend(room(Arc::default()), config(&infra)).await;
+    front.sees("room", 1).await;
+
+    // The room type exists, so each of these goes to a room, which has no such
+    // handler; one real route besides, which keeps its name.
+    let mut client = front.client().await;
+    let mut sent = 0;
+    for _ in 0..20 {
+        sent += 1;
+        let n = fastrand::u64(..);
+        let route = format!("room.h{n}.m{n}");
+        client.request(sent, &route, b"{}").await.unwrap();
+        let answer = client.recv_response().await.unwrap();
+        assert!(answer.error, "{route} answered");
+    }
+    sent += 1;
+    client.request(sent, "room.room.echo", b"{}").await.unwrap();
+    assert!(!client.recv_response().await.unwrap().error);
+
+    let front_addr = front.handle.metrics_addr().unwrap();
+    let s = scrape_until(front_addr, "every answer", |s| {
+        s.sum(RESPONSES, &[("type", "handler")]) == sent as f64
+    })
+    .await;
+    let expected: std::collections::BTreeSet<String> =
+        ["room.room.echo", "unknown"].map(str::to_owned).into();
+    for family in [
+        RESPONSES,
+        "pitaya_handler_response_time_ns_count",
+        "pitaya_handler_handler_delay_ns_count",
+    ] {
+        assert_eq!(s.label_values(family, "route"), expected, "{family}");
+    }
+    let unknown = [("route", "unknown"), ("type", "remote")];
+    let delays = s.sum("pitaya_handler_handler_delay_ns_count", &unknown);
+    assert_eq!(delays, (sent - 1) as f64);
+
+    let lines = statsd_until(&receiver, |lines| {
+        let answers = lines
+            .iter()
+            .filter(|l| l.starts_with("pitaya.response_time_ns:") && l.contains("type:handler"));
+        answers.count() == sent as usize
+    })
+    .await;
+    assert_eq!(statsd_routes(&lines), expected, "{lines:#?}");
+    room.stop().await;
     front.stop().await;
 }

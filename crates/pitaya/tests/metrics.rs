@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{builder, call, call_ok, error_of, Server};
 use metrics_support::{eventually, local, promtool_check, scrape, scrape_until};
+use metrics_support::{statsd_routes, statsd_until};
 use pitaya::acceptor::{Acceptor, RateLimitingAcceptor, TcpAcceptor};
 use pitaya::{BuildError, Component, Config, Context, Error};
 use pitaya_test_support::{http_get, RawClient};
@@ -131,6 +132,74 @@ async fn scrape_passes_promtool_and_counts_clients_and_every_request() {
         s.value(CLIENTS, &[]),
         Some(server.handle.session_count() as f64)
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn many_random_unknown_routes_make_one_label_value_in_both_reporters() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut config = prometheus_config();
+    config.metrics.statsd.enabled = true;
+    config.metrics.statsd.host = receiver.local_addr().unwrap().to_string();
+    let server = Server::start(builder().config(config)).await;
+    let addr = server.handle.metrics_addr().unwrap();
+
+    // Every shape a client can make up: an unknown handler of this server (three
+    // and two parts), an unknown server type, and no route at all.
+    let mut client = server.client().await;
+    let mut sent = 0;
+    for _ in 0..10 {
+        let n = fastrand::u64(..);
+        for route in [
+            format!("connector.h{n}.m{n}"),
+            format!("h{n}.m{n}"),
+            format!("type{n}.h.m"),
+            format!("x{n}"),
+        ] {
+            sent += 1;
+            assert!(call(&mut client, sent, &route, Value::Null).await.error);
+        }
+    }
+
+    let s = scrape_until(addr, "every answer", |s| {
+        s.sum(RESPONSE_COUNT, &[]) == sent as f64
+    })
+    .await;
+    let unknown = std::collections::BTreeSet::from(["unknown".to_owned()]);
+    for family in [
+        RESPONSE_COUNT,
+        "pitaya_handler_response_time_ns_count",
+        "pitaya_handler_handler_delay_ns_count",
+    ] {
+        assert_eq!(s.label_values(family, "route"), unknown, "{family}");
+    }
+
+    let lines = statsd_until(&receiver, |lines| {
+        let answers = lines
+            .iter()
+            .filter(|l| l.starts_with("pitaya.response_time_ns:"));
+        answers.count() == sent as usize
+    })
+    .await;
+    assert_eq!(statsd_routes(&lines), unknown, "{lines:#?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn http_listeners_bind_the_configured_host() {
+    let mut config = prometheus_config();
+    config.metrics.prometheus.host = "127.0.0.1".into();
+    config.health.enabled = true;
+    config.health.host = "127.0.0.1".into();
+    config.health.port = 0;
+    let server = Server::start(builder().config(config)).await;
+    let metrics = server.handle.metrics_addr().unwrap();
+    let health = server.handle.health_addr().unwrap();
+    assert_ne!(metrics, health, "two listeners");
+    for addr in [metrics, health] {
+        assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST, "{addr}");
+    }
+    assert!(!scrape(metrics).await.text.is_empty());
     server.stop().await;
 }
 

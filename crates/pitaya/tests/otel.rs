@@ -141,7 +141,8 @@ fn room() -> Builder {
 fn telemetry(collector: SocketAddr) -> Telemetry {
     let mut config = TracingConfig::default();
     config.enabled = true;
-    config.endpoint = format!("http://{collector}");
+    // No scheme: plain http is assumed, as a user may well write it.
+    config.endpoint = collector.to_string();
     config.service_name = "otel-test".into();
     let telemetry = pitaya::telemetry::init(&config, "unused").expect("telemetry starts");
     assert!(

@@ -4,13 +4,18 @@
 //! speaks the Pitaya protocol itself, over the WebSocket acceptor (see [`serve_page`]).
 
 use std::io;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::header::{self, HeaderValue};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const STYLE_CSS: &str = include_str!("../web/style.css");
@@ -25,6 +30,12 @@ const JSON: &str = "application/json";
 
 /// What the page may load and connect to: its own files, and WebSockets anywhere, since
 /// the acceptor listens on another port (another origin) and `?ws=` may name any host.
+/// Longest wait for a request head; a browser sends it at once, so a connection that
+/// has not is closed rather than held.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most connections served at once; a browser opens about six per site.
+const MAX_CONNECTIONS: usize = 64;
+
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:; \
      img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
 
@@ -42,7 +53,9 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ws
 /// The page opens its WebSocket on the host it was loaded from, at `wsPort`; a `?ws=<url>`
 /// query parameter on the page overrides that. Any other path answers 404.
 ///
-/// Runs until the task is dropped: a failed accept is retried, not returned.
+/// Runs until the task is dropped: a failed accept is retried, not returned. Each
+/// connection must send a whole request head within 5 seconds, and at most 64 are
+/// served at once; more wait in the listen backlog.
 ///
 /// # Errors
 ///
@@ -57,7 +70,37 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ws
 /// # }
 /// ```
 pub async fn serve_page(listener: TcpListener, ws_port: u16) -> io::Result<()> {
-    axum::serve(listener, router(ws_port)).await
+    // We drive hyper rather than call `axum::serve`, which sets no timer and so no
+    // header read timeout, and accepts without bound.
+    let router = router(ws_port);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let slot = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(io::Error::other)?;
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::debug!(error = %e, "page accept failed");
+                // Out of file descriptors and the like: give the process time.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let conn = http.serve_connection(TokioIo::new(tcp), service);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "page connection closed");
+            }
+            drop(slot);
+        });
+    }
 }
 
 /// Returns the routes of the page's files and of its `config.json`.

@@ -215,6 +215,47 @@ fn binary_refuses_the_page_together_with_tls() {
 }
 
 #[tokio::test]
+async fn binary_logs_where_spans_go_and_takes_a_schemeless_endpoint_as_http() {
+    init_tracing();
+    let mut server = Server::start(
+        &[
+            ("CHAT_TCP_ADDR", "127.0.0.1:0".to_owned()),
+            ("CHAT_WS_ADDR", "127.0.0.1:0".to_owned()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "127.0.0.1:4317".to_owned()),
+        ],
+        &[],
+    );
+    let line = server.line_with(&["exporting spans over OTLP/gRPC"]).await;
+    assert!(
+        line.contains("endpoint=http://127.0.0.1:4317")
+            && line.contains("from=OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "{line}"
+    );
+    server.line_with(&["server started"]).await;
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn binary_refuses_an_https_collector_at_startup_with_the_reason() {
+    let out = Command::new(env!("CARGO_BIN_EXE_chat"))
+        .env("CHAT_TCP_ADDR", "127.0.0.1:0")
+        .env("CHAT_WS_ADDR", "127.0.0.1:0")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317")
+        .output()
+        .expect("chat binary runs");
+    assert!(
+        !out.status.success(),
+        "chat started with an https collector"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("https://collector:4317") && stderr.contains("https needs TLS"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn binary_exposes_metrics_and_probes_with_one_env_switch() {
     init_tracing();
     let tcp = free_addr();

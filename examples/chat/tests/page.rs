@@ -4,6 +4,7 @@
 mod http;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -130,4 +131,24 @@ fn references(text: &str, markers: &[&str]) -> Vec<String> {
         }
     }
     found
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let page = start_page().await;
+    let mut slow = tokio::net::TcpStream::connect(page).await.expect("connect");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: pa")
+        .await
+        .expect("send part of a head");
+    // The server gives up on the head after its timeout (seconds) and closes.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(60), slow.read_to_end(&mut rest)).await;
+    read.expect("closed by the server").expect("read");
+    let answer = String::from_utf8_lossy(&rest);
+    assert!(!answer.contains("<html"), "{answer}");
+
+    // Others are still served.
+    assert_eq!(http::request(page, "GET", "/").await.status, 200);
 }

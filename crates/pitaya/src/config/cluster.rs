@@ -101,6 +101,7 @@ pub struct GrpcClientConfig {
     /// `pitaya.cluster.rpc.client.grpc.lazyconnection`, default false (Pitaya's).
     /// Read for compatibility: pitaya-rs always dials on first use.
     #[serde(rename = "lazyconnection")]
+    #[serde(deserialize_with = "super::go_bool::deserialize")]
     pub lazy_connection: bool,
 }
 
@@ -161,6 +162,7 @@ pub struct NatsConnectionConfig {
     /// Whether to compress `ws://` NATS connections. Key
     /// `websocketcompression`, default true.
     #[serde(rename = "websocketcompression")]
+    #[serde(deserialize_with = "super::go_bool::deserialize")]
     pub websocket_compression: bool,
     /// Random extra wait before a reconnection. Key `reconnectjitter`,
     /// default 100ms.

@@ -122,6 +122,7 @@ pub struct EtcdHeartbeatConfig {
     pub ttl: Duration,
     /// Whether to log every lease renewal. Key
     /// `pitaya.cluster.sd.etcd.heartbeat.log`, default false (Pitaya's).
+    #[serde(deserialize_with = "super::go_bool::deserialize")]
     pub log: bool,
 }
 

@@ -62,17 +62,28 @@ impl Default for MetricsConfig {
 pub struct PrometheusConfig {
     /// Whether to serve `/metrics`; needs the `prometheus` feature. Key
     /// `pitaya.metrics.prometheus.enabled`, default false (Pitaya's).
+    #[serde(deserialize_with = "super::go_bool::deserialize")]
     pub enabled: bool,
-    /// TCP port of `/metrics`, on all interfaces; 0 picks a free port (see
+    /// Host name or IP address `/metrics` listens on: `127.0.0.1` keeps it to this
+    /// machine, `::` takes IPv6 too. Key `pitaya.metrics.prometheus.host` (a
+    /// pitaya-rs addition), default `0.0.0.0`, every IPv4 interface, where Pitaya
+    /// listens so that Prometheus can reach it from another host.
+    pub host: String,
+    /// TCP port of `/metrics`; 0 picks a free port (see
     /// [`AppHandle::metrics_addr`](crate::AppHandle::metrics_addr)). Key
     /// `pitaya.metrics.prometheus.port`, default 9090 (Pitaya's).
     pub port: u16,
 }
 
+/// Where the HTTP listeners bind unless configured: every IPv4 interface, as
+/// Pitaya's `/metrics` does.
+const ALL_INTERFACES: &str = "0.0.0.0";
+
 impl Default for PrometheusConfig {
     fn default() -> Self {
         Self {
             enabled: false,
+            host: ALL_INTERFACES.into(),
             port: 9090,
         }
     }
@@ -85,6 +96,7 @@ impl Default for PrometheusConfig {
 pub struct StatsdConfig {
     /// Whether to send metrics to a StatsD agent over UDP; needs the `statsd`
     /// feature. Key `pitaya.metrics.statsd.enabled`, default false (Pitaya's).
+    #[serde(deserialize_with = "super::go_bool::deserialize")]
     pub enabled: bool,
     /// `host:port` of the agent. Key `pitaya.metrics.statsd.host`, default
     /// `localhost:9125` (Pitaya's).
@@ -157,11 +169,15 @@ pub struct CustomMetric {
 pub struct HealthConfig {
     /// Whether to serve `/healthz` and `/readyz`; needs the `health` feature.
     /// Key `pitaya.health.enabled`, default false.
+    #[serde(deserialize_with = "super::go_bool::deserialize")]
     pub enabled: bool,
-    /// TCP port, on all interfaces; 0 picks a free port (see
+    /// Host name or IP address to listen on. Key `pitaya.health.host`, default
+    /// `0.0.0.0`, every IPv4 interface, so that an orchestrator's probes reach it.
+    pub host: String,
+    /// TCP port; 0 picks a free port (see
     /// [`AppHandle::health_addr`](crate::AppHandle::health_addr)). The same
-    /// non-zero port as `pitaya.metrics.prometheus.port` shares that
-    /// listener. Key `pitaya.health.port`, default 9091.
+    /// host and non-zero port as `/metrics` share that listener. Key
+    /// `pitaya.health.port`, default 9091.
     pub port: u16,
 }
 
@@ -169,6 +185,7 @@ impl Default for HealthConfig {
     fn default() -> Self {
         Self {
             enabled: false,
+            host: ALL_INTERFACES.into(),
             port: 9091,
         }
     }
@@ -179,6 +196,9 @@ impl MetricsConfig {
     pub(super) fn check(&self) -> Result<(), String> {
         if self.period.is_zero() {
             return Err("pitaya.metrics.period must be greater than zero".into());
+        }
+        if self.prometheus.host.trim().is_empty() {
+            return Err("pitaya.metrics.prometheus.host must name a host or IP address".into());
         }
         let rate = self.statsd.rate;
         if !(rate > 0.0 && rate <= 1.0) {
@@ -215,6 +235,10 @@ mod tests {
         assert_eq!(m.period, std::time::Duration::from_secs(15));
         assert_eq!((m.game.as_str(), m.const_labels.len()), ("", 0));
         assert_eq!((m.prometheus.enabled, m.prometheus.port), (false, 9090));
+        assert_eq!(
+            (m.prometheus.host.as_str(), c.health.host.as_str()),
+            ("0.0.0.0", "0.0.0.0")
+        );
         let s = &m.statsd;
         assert_eq!((s.enabled, s.host.as_str()), (false, "localhost:9125"));
         assert_eq!((s.prefix.as_str(), s.rate), ("pitaya.", 1.0));
@@ -232,12 +256,16 @@ mod tests {
             jail.set_env("PITAYA_METRICS_STATSD_RATE", "0.5");
             jail.set_env("PITAYA_METRICS_CONSTLABELS_REGION", "eu");
             jail.set_env("PITAYA_HEALTH_ENABLED", "true");
+            jail.set_env("PITAYA_METRICS_PROMETHEUS_HOST", "127.0.0.1");
+            jail.set_env("PITAYA_HEALTH_HOST", "::1");
             let c = Config::load().map_err(|e| e.to_string())?;
             assert!(c.metrics.prometheus.enabled && c.metrics.statsd.enabled);
             assert_eq!(c.metrics.prometheus.port, 0);
             assert_eq!(c.metrics.statsd.rate, 0.5);
             assert_eq!(c.metrics.const_labels["region"], "eu");
             assert!(c.health.enabled);
+            assert_eq!(c.metrics.prometheus.host, "127.0.0.1");
+            assert_eq!(c.health.host, "::1");
             Ok(())
         });
     }

@@ -13,6 +13,9 @@
 //! splits the path. Keys this crate does not know are ignored, which lets
 //! Go Pitaya's settings for other components live in the same file.
 //!
+//! Booleans are what Go's `strconv.ParseBool` reads, as in Pitaya: `true`,
+//! `false`, `1`, `0`, `t`, `f`, `T`, `F`, `TRUE`, `FALSE`, `True`, `False`.
+//!
 //! Durations are Go strings such as `500ms`, `1m30s` or `6h`, or integers of
 //! nanoseconds (see [`duration`]).
 //!
@@ -32,6 +35,7 @@
 mod cluster;
 pub mod duration;
 mod etcd;
+pub(crate) mod go_bool;
 mod metrics;
 mod modules;
 mod sections;
@@ -263,6 +267,9 @@ impl Config {
         }
         self.validate_cluster()?;
         self.metrics.check().map_err(ConfigError::Invalid)?;
+        if self.health.host.trim().is_empty() {
+            return invalid("pitaya.health.host must name a host or IP address".into());
+        }
 
         // These size bounded channels and worker pools; zero would stall
         // every connection, so we refuse it up front.

@@ -51,6 +51,7 @@ pub struct HandlerMessagesConfig {
     /// Whether outgoing bodies and the handshake are zlib-compressed when
     /// that makes them smaller. Key `pitaya.handler.messages.compression`,
     /// default true (Pitaya's).
+    #[serde(deserialize_with = "super::go_bool::deserialize")]
     pub compression: bool,
 }
 
@@ -193,6 +194,7 @@ pub struct RateLimitingConfig {
     /// Whether to turn rate limiting off. Key
     /// `pitaya.conn.ratelimiting.forcedisable`, default false (Pitaya's).
     #[serde(rename = "forcedisable")]
+    #[serde(deserialize_with = "super::go_bool::deserialize")]
     pub force_disable: bool,
 }
 
@@ -215,6 +217,7 @@ pub struct AcceptorConfig {
     /// every connection; WebSocket acceptors ignore it, as Pitaya's do. Key
     /// `pitaya.acceptor.proxyprotocol`, default false (Pitaya's).
     #[serde(rename = "proxyprotocol")]
+    #[serde(deserialize_with = "super::go_bool::deserialize")]
     pub proxy_protocol: bool,
     /// Most client connections this server holds at once, over all its
     /// acceptors, counted from accept (so TLS and PROXY handshakes count) to
@@ -233,6 +236,7 @@ pub struct AcceptorConfig {
 pub struct SessionConfig {
     /// Whether a second login with the same uid kicks the first. Key
     /// `pitaya.session.unique`, default true (Pitaya's).
+    #[serde(deserialize_with = "super::go_bool::deserialize")]
     pub unique: bool,
     /// Draining sessions on shutdown.
     pub drain: DrainConfig,
@@ -254,6 +258,7 @@ impl Default for SessionConfig {
 pub struct DrainConfig {
     /// Whether shutdown waits for sessions to close. Key
     /// `pitaya.session.drain.enabled`, default false (Pitaya's).
+    #[serde(deserialize_with = "super::go_bool::deserialize")]
     pub enabled: bool,
     /// Longest time to wait for sessions. Key `pitaya.session.drain.timeout`,
     /// default 6h (Pitaya's).

@@ -21,9 +21,14 @@ use crate::{AppHandle, Error};
 pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message, arrived: Instant) {
     let is_request = msg.kind == MessageType::Request;
     let metrics = app.metrics().clone();
-    let label = metrics.is_enabled().then(|| metric_route(&app, &msg.route));
-    if let Some((route, forwarded)) = &label {
-        metrics.handler_delay(route, *forwarded, arrived);
+    let route = metrics
+        .is_enabled()
+        .then(|| MetricRoute::of(&app, &msg.route));
+    let delay = arrived.elapsed();
+    // A forwarded route's label waits for its server's answer (see `RouteLabels`).
+    match &route {
+        Some(MetricRoute::Forwarded(_)) | None => {}
+        Some(local) => metrics.handler_delay(local.label(&app), false, delay),
     }
     let span = crate::telemetry::span::client_request(&app, &session, &msg);
     let outcome = AssertUnwindSafe(run(&app, &session, &msg, is_request).instrument(span.clone()))
@@ -34,10 +39,14 @@ pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message, arr
             Err(Error::internal("handler panicked"))
         });
     crate::telemetry::span::record_outcome(&span, Some(&session), &outcome);
+    let label = route.as_ref().map(|r| r.label(&app));
+    if let (Some(MetricRoute::Forwarded(_)), Some(label)) = (&route, label) {
+        metrics.handler_delay(label, true, delay);
+    }
 
     let report = |error: Option<&Error>| {
-        if let Some((route, _)) = &label {
-            metrics.response_time(ResponseKind::Handler, route, arrived, error);
+        if let Some(label) = label {
+            metrics.response_time(ResponseKind::Handler, label, arrived, error);
         }
     };
     // Pitaya never answers a request with id 0 (spec 4.4): id 0 means notify mode.
@@ -76,27 +85,46 @@ pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message, arr
     report(outcome.as_ref().err());
 }
 
-/// Returns the `route` label of a client message's metrics, and whether it goes to
-/// another server type.
+/// Where a client message's route leads, as its metrics label it.
 ///
 /// Clients choose routes: one that names no handler here and no known server type is
-/// labelled [`UNKNOWN_ROUTE`](crate::metrics::UNKNOWN_ROUTE), so that they cannot grow
-/// the label set without bound.
-fn metric_route(app: &AppHandle, raw: &str) -> (String, bool) {
-    let unknown = || (crate::metrics::UNKNOWN_ROUTE.to_owned(), false);
-    let Ok(route) = Route::parse(raw, app.server_type()) else {
-        return unknown();
-    };
-    let forwarded = route.server_type() != app.server_type();
-    let known = if forwarded {
-        !app.servers_by_type(route.server_type()).is_empty()
-    } else {
-        app.registry().get(&route.short()).is_some()
-    };
-    if known {
-        (route.to_string(), forwarded)
-    } else {
-        unknown()
+/// labelled [`UNKNOWN_ROUTE`](crate::metrics::UNKNOWN_ROUTE), and so is a forwarded
+/// one until a server of its type answers it, so that clients cannot grow the label
+/// set without bound.
+enum MetricRoute {
+    /// A handler of this server.
+    Here(String),
+    /// A server type known to discovery, handler unknown yet.
+    Forwarded(String),
+    /// Nothing that exists.
+    Unknown,
+}
+
+impl MetricRoute {
+    fn of(app: &AppHandle, raw: &str) -> MetricRoute {
+        let Ok(route) = Route::parse(raw, app.server_type()) else {
+            return MetricRoute::Unknown;
+        };
+        if route.server_type() != app.server_type() {
+            if app.servers_by_type(route.server_type()).is_empty() {
+                return MetricRoute::Unknown;
+            }
+            return MetricRoute::Forwarded(route.to_string());
+        }
+        if app.registry().get(&route.short()).is_some() {
+            MetricRoute::Here(route.to_string())
+        } else {
+            MetricRoute::Unknown
+        }
+    }
+
+    /// Returns the label, once the message was handled or forwarded.
+    fn label<'a>(&'a self, app: &AppHandle) -> &'a str {
+        match self {
+            MetricRoute::Here(route) => route,
+            MetricRoute::Forwarded(route) => app.route_labels().label(route),
+            MetricRoute::Unknown => crate::metrics::UNKNOWN_ROUTE,
+        }
     }
 }
 

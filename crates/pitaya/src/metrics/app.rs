@@ -22,11 +22,13 @@ pub enum MetricsError {
         /// The cargo feature that provides it.
         feature: &'static str,
     },
-    /// A listener could not bind its port.
-    #[error("cannot listen on port {port} for {what}: {source}")]
+    /// A listener could not bind its address.
+    #[error("cannot listen on {host}:{port} for {what}: {source}")]
     Bind {
         /// `metrics` or `health`.
         what: &'static str,
+        /// The configured host.
+        host: String,
         /// The configured port.
         port: u16,
         /// Why.
@@ -48,6 +50,7 @@ pub enum MetricsError {
 pub(crate) struct AppMetrics {
     pub(crate) metrics: Metrics,
     pub(crate) lifecycle: Lifecycle,
+    pub(crate) routes: super::RouteLabels,
     #[cfg(feature = "_http")]
     ops: super::OpsServer,
 }
@@ -72,7 +75,11 @@ impl AppMetrics {
             })?;
             let r = Arc::new(r);
             reporters.push(r.clone());
-            Some((cfg.prometheus.port, r))
+            let at = super::http::Bind {
+                host: &cfg.prometheus.host,
+                port: cfg.prometheus.port,
+            };
+            Some((at, r))
         } else {
             None
         };
@@ -107,19 +114,27 @@ impl AppMetrics {
         }
         #[cfg(feature = "_http")]
         let ops = {
-            let health = config.health.enabled.then_some(config.health.port);
+            let health = config.health.enabled.then_some(super::http::Bind {
+                host: &config.health.host,
+                port: config.health.port,
+            });
             super::OpsServer::bind(
                 #[cfg(feature = "prometheus")]
                 prometheus,
                 health,
             )
-            .map_err(|(port, source)| {
-                let what = if health == Some(port) {
+            .map_err(|(at, source)| {
+                let what = if health == Some(at) {
                     "health"
                 } else {
                     "metrics"
                 };
-                MetricsError::Bind { what, port, source }
+                MetricsError::Bind {
+                    what,
+                    host: at.host.to_owned(),
+                    port: at.port,
+                    source,
+                }
             })?
         };
 
@@ -127,6 +142,7 @@ impl AppMetrics {
         Ok(AppMetrics {
             metrics: Metrics::new(reporters),
             lifecycle: Lifecycle::default(),
+            routes: super::RouteLabels::default(),
             #[cfg(feature = "_http")]
             ops,
         })
@@ -172,6 +188,11 @@ impl AppHandle {
     /// Returns the app's reporters, to report application metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics.metrics
+    }
+
+    /// Returns the forwarded routes that metrics may name.
+    pub(crate) fn route_labels(&self) -> &super::RouteLabels {
+        &self.shared.metrics.routes
     }
 
     /// Returns the address `/metrics` is served on, with

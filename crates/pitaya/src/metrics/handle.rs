@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Label, ReportError, Reporter};
 use super::{CHANNEL_CAPACITY, CONNECTED_CLIENTS, HANDLER_DELAY, RESPONSE_TIME, UNKNOWN_ROUTE};
@@ -127,14 +127,14 @@ impl Metrics {
         self.summary(RESPONSE_TIME, &labels, nanos_since(start));
     }
 
-    /// Reports how long the message of `route` waited before its handling started.
-    pub(crate) fn handler_delay(&self, route: &str, forwarded: bool, arrived: Instant) {
+    /// Reports that the message of `route` waited `delay` before its handling started.
+    pub(crate) fn handler_delay(&self, route: &str, forwarded: bool, delay: Duration) {
         if !self.is_enabled() {
             return;
         }
         let kind = if forwarded { "remote" } else { "local" };
         let labels = [("route", route), ("type", kind)];
-        self.summary(HANDLER_DELAY, &labels, nanos_since(arrived));
+        self.summary(HANDLER_DELAY, &labels, delay.as_nanos() as f64);
     }
 
     /// Reports the number of clients connected now.
@@ -275,7 +275,7 @@ mod tests {
     fn delay_and_queue_reports_use_pitaya_names_and_labels() {
         let rec = Arc::new(Recorder::default());
         let metrics = Metrics::new(vec![rec.clone()]);
-        metrics.handler_delay("room.room.join", true, Instant::now());
+        metrics.handler_delay("room.room.join", true, Duration::ZERO);
         metrics.channel_capacity("agent_chsend", 99);
         metrics.connected_clients(4);
         assert_eq!(

@@ -2,10 +2,11 @@
 //!
 //! Ports are bound when the app is built, so that their addresses are known before it
 //! runs (port 0 picks a free one); serving starts with the app and ends after its
-//! shutdown, so probes see readiness drop while it drains.
+//! shutdown, so probes see readiness drop while it drains. Each listener holds its
+//! clients to [`Limits::OPS`].
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Mutex, PoisonError};
 
 use axum::extract::State;
@@ -15,6 +16,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
+use super::serve::{serve, Limits};
 use super::Health;
 use crate::AppHandle;
 
@@ -40,26 +42,26 @@ pub(crate) struct OpsServer {
 
 impl OpsServer {
     /// Binds the listeners: `/metrics` on `prometheus` with its reporter, the health
-    /// paths alone on `health` unless that port is `/metrics`'s.
-    pub(crate) fn bind(
+    /// paths alone on `health` unless that is `/metrics`'s host and port.
+    pub(crate) fn bind<'a>(
         #[cfg(feature = "prometheus")] prometheus: Option<(
-            u16,
+            Bind<'a>,
             std::sync::Arc<super::PrometheusReporter>,
         )>,
-        health: Option<u16>,
-    ) -> Result<OpsServer, (u16, io::Error)> {
+        health: Option<Bind<'a>>,
+    ) -> Result<OpsServer, (Bind<'a>, io::Error)> {
         let mut ops = OpsServer::default();
         #[cfg(feature = "prometheus")]
-        if let Some((port, reporter)) = prometheus {
-            ops.metrics = Some(Pending::bind(port, Some(reporter))?);
+        let metrics_at = prometheus.as_ref().map(|(at, _)| *at);
+        #[cfg(not(feature = "prometheus"))]
+        let metrics_at: Option<Bind<'a>> = None;
+        #[cfg(feature = "prometheus")]
+        if let Some((at, reporter)) = prometheus {
+            ops.metrics = Some(Pending::bind(at, Some(reporter))?);
         }
-        let shared = |port: u16| {
-            ops.metrics
-                .as_ref()
-                .is_some_and(|m| port != 0 && m.addr.port() == port)
-        };
-        if let Some(port) = health.filter(|p| !shared(*p)) {
-            ops.health = Some(Pending::bind(port, None)?);
+        let shared = |at: Bind<'a>| at.port != 0 && metrics_at == Some(at);
+        if let Some(at) = health.filter(|at| !shared(*at)) {
+            ops.health = Some(Pending::bind(at, None)?);
         }
         Ok(ops)
     }
@@ -93,16 +95,8 @@ impl OpsServer {
             let Some(listener) = taken else { continue };
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let router = routes(app.clone(), pending.scrape.clone());
-            let stop = stop.clone();
             let addr = pending.addr;
-            tokio::spawn(async move {
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(%addr, error = %e, "metrics and health listener failed");
-                }
-            });
+            tokio::spawn(serve(listener, router, Limits::OPS, stop.clone()));
             let metrics = pending.scrape.is_some();
             tracing::info!(%addr, metrics, "metrics and health endpoint listening");
         }
@@ -110,12 +104,19 @@ impl OpsServer {
     }
 }
 
+/// Where a listener binds: a host name or IP, and a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bind<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) port: u16,
+}
+
 impl Pending {
-    fn bind(port: u16, scrape: Scrape) -> Result<Pending, (u16, io::Error)> {
-        let bound = StdListener::bind((Ipv4Addr::UNSPECIFIED, port))
+    fn bind(at: Bind<'_>, scrape: Scrape) -> Result<Pending, (Bind<'_>, io::Error)> {
+        let bound = StdListener::bind((at.host, at.port))
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .and_then(|l| Ok((l.local_addr()?, l)));
-        let (addr, listener) = bound.map_err(|e| (port, e))?;
+        let (addr, listener) = bound.map_err(|e| (at, e))?;
         Ok(Pending {
             listener: Mutex::new(Some(listener)),
             addr,

@@ -8,6 +8,9 @@ mod health;
 mod http;
 #[cfg(feature = "prometheus")]
 mod prometheus;
+mod routes;
+#[cfg(feature = "_http")]
+mod serve;
 #[cfg(feature = "statsd")]
 mod statsd;
 
@@ -26,6 +29,7 @@ pub(crate) use collect::spawn_periodic;
 pub(crate) use handle::{Lifecycle, ResponseKind};
 #[cfg(feature = "_http")]
 pub(crate) use http::OpsServer;
+pub(crate) use routes::RouteLabels;
 
 /// Time from a client message's arrival to its answer, or of an outgoing RPC, in ns.
 pub const RESPONSE_TIME: &str = "response_time_ns";

@@ -19,6 +19,10 @@ pub(crate) const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 pub(crate) const SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 /// Resource attributes as `key=value` pairs separated by commas.
 pub(crate) const RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+/// The collector when nothing names one: the OTLP/gRPC default.
+const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
+/// The config key of the endpoint, as [`OtlpPlan::origin`] names it.
+const ENDPOINT_KEY: &str = "pitaya.tracing.endpoint";
 
 /// Span export settings (key `pitaya.tracing`), a pitaya-rs addition.
 ///
@@ -36,11 +40,17 @@ pub struct TracingConfig {
     /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set or `OTEL_TRACES_EXPORTER` names
     /// `otlp`, and off, whatever this says, when `OTEL_SDK_DISABLED=true` or
     /// `OTEL_TRACES_EXPORTER=none`.
+    #[serde(deserialize_with = "crate::config::go_bool::deserialize")]
     pub enabled: bool,
     /// OTLP/gRPC collector address, such as `http://collector:4317`. Key
     /// `pitaya.tracing.endpoint`, default empty: the OTLP default,
     /// `http://localhost:4317`. `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` and
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` win over it. Plain `http` only: no TLS.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` win over it.
+    ///
+    /// Plain `http` only: the exporter is built without TLS. So an address without
+    /// a scheme, such as `collector:4317`, means `http://collector:4317` here, in
+    /// the variables too, whatever `OTEL_EXPORTER_OTLP_INSECURE` says; `https://`
+    /// or another scheme makes [`init`](super::init) fail.
     pub endpoint: String,
     /// The `service.name` of exported spans. Key `pitaya.tracing.servicename`,
     /// default empty: the name the app passes to [`init`](super::init).
@@ -58,13 +68,22 @@ pub(crate) enum Export {
     Otlp(OtlpPlan),
     /// `OTEL_TRACES_EXPORTER` names only exporters we do not have.
     Unsupported(String),
+    /// Export is on, but its endpoint cannot be used.
+    BadEndpoint {
+        endpoint: String,
+        origin: &'static str,
+        reason: String,
+    },
 }
 
 /// How to build the OTLP exporter; `None` leaves a setting to the SDK, which reads
-/// the environment and falls back to the OTLP defaults.
+/// the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OtlpPlan {
-    pub(crate) endpoint: Option<String>,
+    /// The collector, with its scheme: where spans actually go.
+    pub(crate) endpoint: String,
+    /// What named it: a variable, the config key, or `default`.
+    pub(crate) origin: &'static str,
     pub(crate) service_name: Option<String>,
 }
 
@@ -102,8 +121,27 @@ impl TracingConfig {
             return Export::Off;
         }
 
-        let endpoint =
-            (!endpoint_from_env && !self.endpoint.is_empty()).then(|| self.endpoint.clone());
+        // We name the endpoint to the exporter ourselves, so that the log can say
+        // where spans go and a schemeless address gets our reading, not the SDK's.
+        let config_endpoint = Some(self.endpoint.clone()).filter(|e| !e.trim().is_empty());
+        let (raw, origin) = [
+            (var(TRACES_ENDPOINT), TRACES_ENDPOINT),
+            (var(ENDPOINT), ENDPOINT),
+            (config_endpoint, ENDPOINT_KEY),
+        ]
+        .into_iter()
+        .find_map(|(value, origin)| value.map(|v| (v, origin)))
+        .unwrap_or_else(|| (DEFAULT_ENDPOINT.to_owned(), "default"));
+        let endpoint = match with_scheme(&raw) {
+            Ok(endpoint) => endpoint,
+            Err(reason) => {
+                return Export::BadEndpoint {
+                    endpoint: raw,
+                    origin,
+                    reason,
+                }
+            }
+        };
         let name_from_env = var(SERVICE_NAME).is_some()
             || var(RESOURCE_ATTRIBUTES).is_some_and(|attrs| {
                 attrs.split(',').any(|kv| {
@@ -120,8 +158,33 @@ impl TracingConfig {
         };
         Export::Otlp(OtlpPlan {
             endpoint,
+            origin,
             service_name,
         })
+    }
+}
+
+/// Returns `endpoint` with `http://` added when it has no scheme, or why it cannot
+/// be used.
+///
+/// The OTLP rule would add `https://` unless told the collector is insecure, but
+/// we have no TLS to speak it with; plain http is the only reading that can work.
+fn with_scheme(endpoint: &str) -> Result<String, String> {
+    let endpoint = endpoint.trim();
+    // A scheme is what comes before `://`, if no path, query or fragment does.
+    let scheme = endpoint
+        .split_once("://")
+        .filter(|(scheme, _)| !scheme.contains(['/', '?', '#']));
+    match scheme {
+        None => Ok(format!("http://{endpoint}")),
+        Some((_, "")) => Err("no host after the scheme".into()),
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => Ok(endpoint.to_owned()),
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => Err(
+            "https needs TLS, which pitaya's OTLP exporter is built without; \
+             use http:// to a collector or agent on a trusted network"
+                .into(),
+        ),
+        Some((scheme, _)) => Err(format!("scheme {scheme:?} not supported, only http")),
     }
 }
 
@@ -146,12 +209,15 @@ mod tests {
         }
     }
 
-    fn otlp(endpoint: Option<&str>, service_name: Option<&str>) -> Export {
+    fn otlp(endpoint: (&str, &'static str), service_name: Option<&str>) -> Export {
         Export::Otlp(OtlpPlan {
-            endpoint: endpoint.map(str::to_owned),
+            endpoint: endpoint.0.to_owned(),
+            origin: endpoint.1,
             service_name: service_name.map(str::to_owned),
         })
     }
+
+    const DEFAULT: (&str, &str) = (DEFAULT_ENDPOINT, "default");
 
     // figment's Jail fixes the closure's error type; we cannot box it.
     #[allow(clippy::result_large_err)]
@@ -180,18 +246,64 @@ mod tests {
 
     #[test]
     fn config_alone_turns_export_on_with_the_fallback_service_name() {
-        assert_eq!(export(&enabled(), &[]), otlp(None, Some("room")));
+        assert_eq!(export(&enabled(), &[]), otlp(DEFAULT, Some("room")));
     }
 
     #[test]
-    fn an_endpoint_variable_turns_export_on_and_is_left_to_the_exporter() {
+    fn an_endpoint_variable_turns_export_on_and_wins_over_the_config() {
         let config = TracingConfig {
             endpoint: "http://from-config:4317".into(),
             ..TracingConfig::default()
         };
         for var in [ENDPOINT, TRACES_ENDPOINT] {
             let got = export(&config, &[(var, "http://collector:4317")]);
-            assert_eq!(got, otlp(None, Some("room")), "{var}");
+            assert_eq!(got, otlp(("http://collector:4317", var), Some("room")));
+        }
+        let both = [
+            (ENDPOINT, "http://all:4317"),
+            (TRACES_ENDPOINT, "traces:4317"),
+        ];
+        let got = export(&config, &both);
+        assert_eq!(
+            got,
+            otlp(("http://traces:4317", TRACES_ENDPOINT), Some("room"))
+        );
+    }
+
+    #[test]
+    fn an_endpoint_without_a_scheme_is_plain_http() {
+        let config = TracingConfig {
+            endpoint: "localhost:4317".into(),
+            ..enabled()
+        };
+        let want = otlp(("http://localhost:4317", ENDPOINT_KEY), Some("room"));
+        assert_eq!(export(&config, &[]), want);
+        let got = export(&enabled(), &[(ENDPOINT, " 10.0.0.7:4317 ")]);
+        assert_eq!(got, otlp(("http://10.0.0.7:4317", ENDPOINT), Some("room")));
+    }
+
+    #[test]
+    fn endpoints_we_cannot_speak_to_are_refused_with_the_reason() {
+        for (endpoint, reason) in [
+            ("https://collector:4317", "https needs TLS"),
+            ("unix:///run/otel.sock", "\"unix\" not supported"),
+            ("http://", "no host"),
+        ] {
+            let config = TracingConfig {
+                endpoint: endpoint.into(),
+                ..enabled()
+            };
+            match export(&config, &[]) {
+                Export::BadEndpoint {
+                    endpoint: got,
+                    origin,
+                    reason: why,
+                } => {
+                    assert_eq!((got.as_str(), origin), (endpoint, ENDPOINT_KEY));
+                    assert!(why.contains(reason), "{endpoint}: {why}");
+                }
+                other => panic!("{endpoint} accepted: {other:?}"),
+            }
         }
     }
 
@@ -203,7 +315,7 @@ mod tests {
         };
         assert_eq!(
             export(&config, &[(ENDPOINT, "  ")]),
-            otlp(Some("http://from-config:4317"), Some("room"))
+            otlp(("http://from-config:4317", ENDPOINT_KEY), Some("room"))
         );
     }
 
@@ -213,7 +325,7 @@ mod tests {
         assert_eq!(export(&enabled(), &vars), Export::Off);
         assert_eq!(
             export(&enabled(), &[(SDK_DISABLED, "false")]),
-            otlp(None, Some("room"))
+            otlp(DEFAULT, Some("room"))
         );
     }
 
@@ -227,7 +339,7 @@ mod tests {
             &TracingConfig::default(),
             &[(TRACES_EXPORTER, "console, otlp")],
         );
-        assert_eq!(on, otlp(None, Some("room")));
+        assert_eq!(on, otlp(DEFAULT, Some("room")));
     }
 
     #[test]
@@ -244,11 +356,14 @@ mod tests {
             service_name: "lobby".into(),
             ..enabled()
         };
-        assert_eq!(export(&named, &[]), otlp(None, Some("lobby")));
-        assert_eq!(export(&named, &[(SERVICE_NAME, "env")]), otlp(None, None));
+        assert_eq!(export(&named, &[]), otlp(DEFAULT, Some("lobby")));
+        assert_eq!(
+            export(&named, &[(SERVICE_NAME, "env")]),
+            otlp(DEFAULT, None)
+        );
         let attrs = [(RESOURCE_ATTRIBUTES, "team=games, service.name=env")];
-        assert_eq!(export(&named, &attrs), otlp(None, None));
+        assert_eq!(export(&named, &attrs), otlp(DEFAULT, None));
         let other_attrs = [(RESOURCE_ATTRIBUTES, "team=games")];
-        assert_eq!(export(&named, &other_attrs), otlp(None, Some("lobby")));
+        assert_eq!(export(&named, &other_attrs), otlp(DEFAULT, Some("lobby")));
     }
 }

@@ -22,6 +22,16 @@ pub enum TelemetryError {
     /// Span export must start inside a tokio runtime, where its gRPC channel runs.
     #[error("span export must start inside a tokio runtime")]
     NoRuntime,
+    /// The OTLP endpoint is one we cannot export to, such as an `https://` one.
+    #[error("otlp endpoint {endpoint:?} (from {origin}): {reason}")]
+    Endpoint {
+        /// The endpoint as configured.
+        endpoint: String,
+        /// The variable or config key that set it.
+        origin: &'static str,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// The OTLP exporter refused its settings, such as a malformed endpoint.
     #[error("otlp exporter: {0}")]
     Exporter(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -45,8 +55,10 @@ pub enum TelemetryError {
 /// # Errors
 ///
 /// Returns [`TelemetryError::AlreadyInstalled`] when a global subscriber exists,
-/// [`TelemetryError::NoRuntime`] when export is on outside a tokio runtime, and
-/// [`TelemetryError::Exporter`] when the exporter refuses its settings.
+/// [`TelemetryError::NoRuntime`] when export is on outside a tokio runtime,
+/// [`TelemetryError::Endpoint`] when the endpoint is not plain http (one without a
+/// scheme is taken as `http://`), and [`TelemetryError::Exporter`] when the exporter
+/// refuses its settings.
 ///
 /// # Examples
 ///
@@ -76,6 +88,17 @@ pub fn init(config: &TracingConfig, service_name: &str) -> Result<Telemetry, Tel
                 let provider = super::otel::provider(plan)
                     .map_err(|e| TelemetryError::Exporter(Box::new(e)))?;
                 Some(provider)
+            }
+            Export::BadEndpoint {
+                endpoint,
+                origin,
+                reason,
+            } => {
+                return Err(TelemetryError::Endpoint {
+                    endpoint: endpoint.clone(),
+                    origin,
+                    reason: reason.clone(),
+                })
             }
             _ => None,
         };
@@ -107,11 +130,12 @@ fn report(export: &Export, telemetry: &Telemetry) {
             "OTEL_TRACES_EXPORTER names no exporter pitaya has (only otlp): spans not exported"
         ),
         Export::Otlp(plan) if telemetry.is_exporting() => tracing::info!(
-            endpoint = plan.endpoint.as_deref().unwrap_or("from OTEL_* or default"),
+            endpoint = %plan.endpoint,
+            from = %plan.origin,
             service = plan.service_name.as_deref().unwrap_or("from OTEL_*"),
             "exporting spans over OTLP/gRPC"
         ),
-        Export::Otlp(_) => {
+        Export::Otlp(_) | Export::BadEndpoint { .. } => {
             tracing::warn!("span export asked for, but pitaya was built without its `otel` feature")
         }
     }

@@ -96,10 +96,9 @@ pub(crate) fn adopt_parent(span: &Span, metadata: &Map<String, Value>) {
 ///
 /// Must run inside a tokio runtime: the gRPC channel spawns its worker there.
 pub(crate) fn provider(plan: &OtlpPlan) -> Result<SdkTracerProvider, ExporterBuildError> {
-    let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic();
-    if let Some(endpoint) = &plan.endpoint {
-        exporter = exporter.with_endpoint(endpoint.clone());
-    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(plan.endpoint.clone());
     let mut resource = Resource::builder();
     if let Some(name) = &plan.service_name {
         resource = resource.with_service_name(name.clone());

@@ -1,7 +1,7 @@
 //! Reading `/metrics` as Prometheus does: scrape, parse, check with `promtool`.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pitaya_test_support::http_get;
+use tokio::net::UdpSocket;
 
 /// Longest wait for a metric to reach a value; generous for a loaded CI machine.
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
@@ -54,6 +55,43 @@ impl Scrape {
             _ => None,
         }
     }
+
+    /// Returns the values label `label` takes across the samples of `name`.
+    pub(crate) fn label_values(&self, name: &str, label: &str) -> BTreeSet<String> {
+        self.find(name, &[])
+            .iter()
+            .filter_map(|s| s.labels.get(label).cloned())
+            .collect()
+    }
+}
+
+/// Returns the StatsD datagrams `receiver` gets until `done` holds for them all;
+/// panics after [`WAIT`] without one.
+pub(crate) async fn statsd_until(
+    receiver: &UdpSocket,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    while !done(&lines) {
+        let mut buf = [0u8; 2048];
+        let n = tokio::time::timeout(WAIT, receiver.recv(&mut buf))
+            .await
+            .expect("a statsd datagram")
+            .unwrap();
+        lines.push(String::from_utf8(buf[..n].to_vec()).unwrap());
+    }
+    lines
+}
+
+/// Returns the `route` tags of StatsD `lines`, such as `pitaya.x:1|g|#route:a,k:v`.
+pub(crate) fn statsd_routes(lines: &[String]) -> BTreeSet<String> {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once("|#"))
+        .flat_map(|(_, tags)| tags.split(','))
+        .filter_map(|tag| tag.strip_prefix("route:"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Returns `/metrics` of `addr`, parsed.

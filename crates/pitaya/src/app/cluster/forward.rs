@@ -14,7 +14,7 @@ use crate::cluster::rpc::response_error;
 use crate::cluster::{RouteRequest, RpcError, ServerInfo};
 use crate::metrics::ResponseKind;
 use crate::route::Route;
-use crate::{AppHandle, Error, Session};
+use crate::{codes, AppHandle, Error, Session};
 
 impl ClusterLink {
     /// Returns the answer of a server of `route`'s type to a client message.
@@ -38,7 +38,7 @@ impl ClusterLink {
             msg,
             self.metadata(app, &msg.route, start),
         );
-        let result = match self.call_raw(&target, req.clone()).await {
+        let answer = match self.call_raw(&target, req.clone()).await {
             // Discovery still lists a server that is gone (killed, its lease not yet
             // expired): one other server of the type gets a chance. Neither error
             // means the gone server saw the request.
@@ -48,17 +48,24 @@ impl ClusterLink {
                 tracing::debug!(server_id = %target.id, %route, "server gone, trying another");
                 let rest: Vec<_> = servers.into_iter().filter(|s| s.id != target.id).collect();
                 let other = self.pick(session, &route, &msg.data, &rest)?;
-                self.call_raw(&other, req).await.map_err(Error::from)
+                self.call_raw(&other, req).await
             }
-            other => other.map_err(Error::from),
-        }
-        .and_then(|response| match response_error(&response) {
-            Some(e) => Err(e),
-            None => Ok(response.data),
-        });
-        let label = route.to_string();
+            other => other,
+        };
         let metrics = app.metrics();
-        metrics.response_time(ResponseKind::Rpc, &label, started, result.as_ref().err());
+        let route = route.to_string();
+        if metrics.is_enabled() && serves_route(&answer) {
+            app.route_labels().confirm(&route);
+        }
+        let result =
+            answer
+                .map_err(Error::from)
+                .and_then(|response| match response_error(&response) {
+                    Some(e) => Err(e),
+                    None => Ok(response.data),
+                });
+        let label = app.route_labels().label(&route);
+        metrics.response_time(ResponseKind::Rpc, label, started, result.as_ref().err());
         result
     }
 
@@ -102,6 +109,14 @@ impl ClusterLink {
         let client = self.client().map_err(|_| RpcError::Disconnected)?;
         client.call(server, req, self.request_timeout).await
     }
+}
+
+/// Returns whether `answer` came from a handler of the route: any answer but the
+/// `PIT-404` of a server that has none.
+fn serves_route(answer: &Result<pitaya_protos::Response, RpcError>) -> bool {
+    answer
+        .as_ref()
+        .is_ok_and(|r| r.error.as_ref().is_none_or(|e| e.code != codes::NOT_FOUND))
 }
 
 /// Returns the sys `Request` carrying a client message and its session snapshot.
