@@ -1,7 +1,7 @@
 //! [`Client`]: the cheap, cloneable handle on a connection.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -45,6 +45,8 @@ use crate::ClientError;
 pub struct Client {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<Event>,
+    /// The stream holding every event since the handshake, until someone asks for it.
+    first_events: Arc<Mutex<Option<broadcast::Receiver<Event>>>>,
     session: watch::Receiver<Option<Arc<SessionInfo>>>,
     done: CancellationToken,
     url: Arc<ServerUrl>,
@@ -82,6 +84,7 @@ impl Client {
         Ok(Client {
             commands: shared.commands,
             events: shared.events,
+            first_events: Arc::new(Mutex::new(Some(shared.first_events))),
             session: shared.session,
             done: shared.done,
             url: Arc::new(url),
@@ -117,12 +120,25 @@ impl Client {
         self.session.borrow().is_some()
     }
 
-    /// Returns every event from now on: pushes, kick, disconnects, reconnects.
+    /// Returns the events of the connection: pushes, kick, disconnects, reconnects.
+    ///
+    /// The first stream asked for on a client, by this method or by
+    /// [`pushes`](Self::pushes) on any of its handles, starts right after the
+    /// handshake: a push sent as soon as the session is up, or a disconnect that came
+    /// before [`connect`](Self::connect) returned, is in it. Later streams start when
+    /// they are asked for. See [Events from the handshake on](crate#events-from-the-handshake-on).
     pub fn events(&self) -> Events {
-        Events::new(self.events.subscribe(), self.done.clone())
+        let first = self
+            .first_events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let rx = first.unwrap_or_else(|| self.events.subscribe());
+        Events::new(rx, self.done.clone())
     }
 
-    /// Returns the pushes on `route` from now on.
+    /// Returns the pushes on `route`; the first stream of a client starts at the
+    /// handshake, as for [`events`](Self::events).
     pub fn pushes(&self, route: impl Into<String>) -> Pushes {
         Pushes::new(self.events(), route.into())
     }

@@ -43,7 +43,9 @@ pub enum ClientError {
     #[error("kicked by the server")]
     Kicked,
     /// The handshake failed, so no session was established.
-    #[error("handshake failed: {0}")]
+    // Transparent: each handshake error already says it is one, and keeping the cause
+    // out of our own message means printing the chain of sources says it once.
+    #[error(transparent)]
     Handshake(#[from] HandshakeError),
     /// The URL is not one of `tcp://`, `tls://`, `ws://`, `wss://` with a host and port,
     /// or names a transport this build leaves out.
@@ -123,6 +125,10 @@ pub enum HandshakeError {
     /// The response is not valid (bad JSON, bad compression, bad dictionary).
     #[error("invalid handshake response")]
     InvalidResponse(#[source] BoxError),
+    /// The server announced a heartbeat interval over
+    /// [`MAX_HEARTBEAT`](crate::MAX_HEARTBEAT) (one day).
+    #[error("server announced a heartbeat of {0:?}, over the one-day maximum")]
+    InvalidHeartbeat(Duration),
     /// The server sent a packet other than a handshake response first.
     #[error("expected a handshake response, got a {0} packet")]
     UnexpectedPacket(&'static str),

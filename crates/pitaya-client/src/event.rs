@@ -108,8 +108,9 @@ impl Push {
     }
 }
 
-/// The events of a client, from the moment [`Client::events`](crate::Client::events)
-/// was called.
+/// The events of a client, from [`Client::events`](crate::Client::events): the first
+/// stream of a client from the handshake on, later ones from the moment they were asked
+/// for.
 ///
 /// The connection never waits for a reader: a reader that falls
 /// [`event_capacity`](crate::ConnectOptions::event_capacity) events behind gets

@@ -22,6 +22,36 @@
 //! channels matched by message id, and events go out on a broadcast channel that never
 //! makes the connection wait for a slow reader.
 //!
+//! # Events from the handshake on
+//!
+//! Servers often push as soon as the session is up (a welcome message, the room's
+//! members), sometimes before [`Client::connect`] has even returned. None of it is
+//! lost: the connection keeps every event from the handshake on until the first call
+//! to [`Client::events`] or [`Client::pushes`] (on any handle of the client) takes
+//! them, so that first stream sees the early pushes, and a kick or a disconnect that
+//! came before it was asked for. Until then the events wait in a buffer of
+//! [`event_capacity`](ConnectOptions::event_capacity) entries; past that the oldest
+//! give way and the stream starts with [`Event::Lagged`]. Streams asked for later
+//! start at the moment they are asked for.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), pitaya_client::ClientError> {
+//! use pitaya_client::{Client, Event};
+//!
+//! let client = Client::connect("tcp://127.0.0.1:3250").await?;
+//! // Sees the server's welcome push even if it came before `connect` returned.
+//! let mut events = client.events();
+//! while let Some(event) = events.recv().await {
+//!     match event {
+//!         Event::Push(push) => println!("{}", push.route()),
+//!         Event::Disconnected(reason) => println!("gone: {reason:?}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Features
 //!
 //! | feature | default | enables |
@@ -57,7 +87,7 @@ mod url;
 
 pub use body::Serializer;
 pub use client::Client;
-pub use connection::SessionInfo;
+pub use connection::{SessionInfo, MAX_HEARTBEAT, MIN_HEARTBEAT};
 pub use error::{BoxError, ClientError, HandshakeError, CLIENT_TIMEOUT_CODE};
 pub use event::{DisconnectReason, Event, Events, Push, Pushes};
 pub use options::{

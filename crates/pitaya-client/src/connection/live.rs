@@ -63,9 +63,11 @@ impl Live {
         let mut last_seen = Instant::now();
 
         loop {
+            // A limit past what the clock can count (a huge user factor) never expires.
+            let give_up_at = silence_limit.and_then(|limit| last_seen.checked_add(limit));
             let watchdog = async {
-                match silence_limit {
-                    Some(limit) => sleep_until(last_seen + limit).await,
+                match give_up_at {
+                    Some(at) => sleep_until(at).await,
                     None => pending().await,
                 }
             };
@@ -246,8 +248,10 @@ fn heartbeat_timer(hb: Duration) -> Option<Interval> {
     if hb.is_zero() {
         return None;
     }
-    // The first heartbeat goes one interval after the ack, as libpitaya does.
-    let mut timer = interval_at(Instant::now() + hb, hb);
+    // The first heartbeat goes one interval after the ack, as libpitaya does. The
+    // handshake caps the interval, but the clock is not ours to overflow either way.
+    let first = Instant::now().checked_add(hb)?;
+    let mut timer = interval_at(first, hb);
     timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
     Some(timer)
 }

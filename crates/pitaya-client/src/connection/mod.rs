@@ -15,7 +15,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use handshake::SessionInfo;
+pub use handshake::{SessionInfo, MAX_HEARTBEAT, MIN_HEARTBEAT};
 
 use crate::body::Serializer;
 use crate::error::HandshakeError;
@@ -55,6 +55,9 @@ pub(crate) struct Reply {
 pub(crate) struct Shared {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) events: broadcast::Sender<Event>,
+    /// Subscribed before the task starts, so it holds every event since the handshake
+    /// until the first call to `Client::events` takes it.
+    pub(crate) first_events: broadcast::Receiver<Event>,
     pub(crate) session: watch::Receiver<Option<Arc<SessionInfo>>>,
     pub(crate) done: CancellationToken,
 }
@@ -88,12 +91,13 @@ pub(crate) async fn start(
 ) -> Result<Shared, ClientError> {
     let live = open(&connector, &opts).await?;
     let (commands_tx, commands) = mpsc::channel(opts.command_capacity);
-    let (events, _) = broadcast::channel(opts.event_capacity);
+    let (events, first_events) = broadcast::channel(opts.event_capacity);
     let (session, session_rx) = watch::channel(Some(live.info()));
     let done = CancellationToken::new();
     let shared = Shared {
         commands: commands_tx,
         events: events.clone(),
+        first_events,
         session: session_rx,
         done: done.clone(),
     };
