@@ -8,12 +8,13 @@ use std::sync::{mpsc as std_mpsc, Arc};
 
 use pitaya_client::Events;
 use rustyline::error::ReadlineError;
-use rustyline::DefaultEditor;
+use rustyline::{Config, DefaultEditor};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::command::{self, Command};
-use crate::session::{self, Session};
+use crate::say;
+use crate::session::{self, Claims, Session};
 
 const PROMPT: &str = "pitaya> ";
 
@@ -30,7 +31,10 @@ type Prompting = Arc<AtomicBool>;
 ///
 /// When the terminal cannot be set up.
 pub(crate) async fn run(mut session: Session) -> Result<(), ReadlineError> {
-    let mut editor = DefaultEditor::new()?;
+    // Without bracketed paste, each pasted line ends with its own Enter and runs as a
+    // command; with it, rustyline would take the whole paste as one line.
+    let config = Config::builder().bracketed_paste(false).build();
+    let mut editor = DefaultEditor::with_config(config)?;
     let history = history_file();
     if let Some(path) = &history {
         // A first run has no history yet.
@@ -46,24 +50,27 @@ pub(crate) async fn run(mut session: Session) -> Result<(), ReadlineError> {
     let reader = std::thread::spawn(move || read_lines(editor, history, reader, lines_tx, next));
 
     let mut printing = follow(&mut session, &prompting);
-    while let Some(line) = lines.recv().await {
-        match command::parse(&line) {
-            Ok(Some(Command::Quit)) => break,
-            Ok(Some(cmd)) => {
-                let connecting = matches!(cmd, Command::Connect(_));
-                match session.run(cmd).await {
-                    Ok(result) => println!("{result}"),
-                    Err(error) => println!("{error}"),
-                }
-                if connecting {
-                    if let Some(old) = printing.take() {
-                        old.abort();
+    'prompt: while let Some(text) = lines.recv().await {
+        // A terminal that still brackets a paste hands it over as one multi-line text.
+        for line in text.lines() {
+            match command::parse(line) {
+                Ok(Some(Command::Quit)) => break 'prompt,
+                Ok(Some(cmd)) => {
+                    let connecting = matches!(cmd, Command::Connect(_));
+                    match session.run(cmd).await {
+                        Ok(result) => say(&result),
+                        Err(error) => say(&error),
                     }
-                    printing = follow(&mut session, &prompting);
+                    if connecting {
+                        if let Some(old) = printing.take() {
+                            old.abort();
+                        }
+                        printing = follow(&mut session, &prompting);
+                    }
                 }
+                Ok(None) => {}
+                Err(usage) => say(&format!("error usage {usage}")),
             }
-            Ok(None) => {}
-            Err(usage) => println!("error usage {usage}"),
         }
         if next_tx.send(()).is_err() {
             break;
@@ -78,12 +85,20 @@ pub(crate) async fn run(mut session: Session) -> Result<(), ReadlineError> {
 
 /// Starts printing the events of the session's connection, if it has one.
 fn follow(session: &mut Session, prompting: &Prompting) -> Option<JoinHandle<()>> {
-    let events = session.take_events()?;
-    Some(tokio::spawn(print_events(events, prompting.clone())))
+    let (events, claims) = session.hand_to_printer()?;
+    Some(tokio::spawn(print_events(
+        events,
+        claims,
+        prompting.clone(),
+    )))
 }
 
-async fn print_events(mut events: Events, prompting: Prompting) {
+/// Prints each event as it comes, except the push a `wait` takes to print as its result.
+async fn print_events(mut events: Events, claims: Arc<Claims>, prompting: Prompting) {
     while let Some(event) = events.recv().await {
+        let Some(event) = claims.offer(event) else {
+            continue;
+        };
         let Some(line) = session::event_line(&event) else {
             continue;
         };
@@ -96,6 +111,7 @@ async fn print_events(mut events: Events, prompting: Prompting) {
         };
         let _ = out.flush();
     }
+    claims.close();
 }
 
 fn read_lines(

@@ -8,7 +8,7 @@ mod interactive;
 mod script;
 mod session;
 
-use std::io::{BufReader, IsTerminal};
+use std::io::{BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -65,6 +65,13 @@ struct Args {
     insecure: bool,
 }
 
+/// Prints a result line; a closed standard output (`| head -1`) is no reason to panic,
+/// and the scripted mode notices it on its own next write.
+pub(crate) fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 fn seconds(s: &str) -> Result<Duration, String> {
     parse_seconds(s).ok_or_else(|| format!("{s:?} is not a number of seconds"))
 }
@@ -111,9 +118,9 @@ async fn main() -> ExitCode {
         match (&connected, scripted) {
             // Scripts print one line per command; the flag is not one of them.
             (Ok(_), true) => {}
-            (Ok(line), false) => println!("{line}"),
+            (Ok(line), false) => say(line),
             (Err(error), _) => {
-                println!("{error}");
+                say(error);
                 if scripted {
                     return ExitCode::FAILURE;
                 }
@@ -145,6 +152,8 @@ async fn main() -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
+        // Whoever read the results stopped (`| head -1`): nothing left to tell anyone.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("pitaya-cli: {e}");
             ExitCode::FAILURE
