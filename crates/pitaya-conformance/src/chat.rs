@@ -9,9 +9,8 @@
 
 use pitaya_protocol::{ErrorPayload, Message, MessageType};
 use serde_json::{json, Value};
-use tokio::time::Instant;
 
-use crate::conn::{Conn, Via};
+use crate::conn::{deadline_in, Conn, Via};
 use crate::ctx::{ensure, fail, within, Ctx, Failure};
 
 /// The join request route.
@@ -30,7 +29,7 @@ pub(crate) enum Answer {
 
 /// Returns the answer to request `id`, skipping pushes; any other response fails.
 pub(crate) async fn answer(conn: &mut Conn, id: u64, what: &str) -> Result<Answer, Failure> {
-    let deadline = Instant::now() + conn.wait();
+    let deadline = deadline_in(conn.wait());
     loop {
         let (msg, _) = conn.message_by(deadline, what).await?;
         match msg.kind {
@@ -99,7 +98,7 @@ pub(crate) async fn join(conn: &mut Conn, id: u64, nick: &str) -> Result<Vec<Str
 /// Reads the answer to join request `id` and the `onMembers` push; returns the members.
 pub(crate) async fn joined(conn: &mut Conn, id: u64, nick: &str) -> Result<Vec<String>, Failure> {
     let what = format!("join as {nick}");
-    let deadline = Instant::now() + conn.wait();
+    let deadline = deadline_in(conn.wait());
     let (mut members, mut answered) = (None, false);
     while members.is_none() || !answered {
         let (msg, _) = conn.message_by(deadline, &what).await?;
@@ -154,7 +153,7 @@ pub(crate) async fn expect_push(
     body: &Value,
     what: &str,
 ) -> Result<(), Failure> {
-    let deadline = Instant::now() + conn.wait();
+    let deadline = deadline_in(conn.wait());
     loop {
         let (msg, _) = conn.message_by(deadline, what).await?;
         match msg.kind {

@@ -110,6 +110,13 @@ impl Ctx {
         self.shared.config.skips.iter().any(|s| s == id)
     }
 
+    /// Returns the addresses (`host:port`) to dial for the target's listeners.
+    pub(crate) fn addresses(&self) -> Vec<String> {
+        let tcp = self.shared.config.tcp.iter().cloned();
+        tcp.chain(self.shared.ws.iter().map(|(addr, _)| addr.clone()))
+            .collect()
+    }
+
     /// Returns the transports the target has, TCP first.
     pub(crate) fn transports(&self) -> Vec<Via> {
         let mut v = Vec::new();

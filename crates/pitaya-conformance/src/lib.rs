@@ -88,13 +88,66 @@ impl Default for Config {
     }
 }
 
+/// Returns whether `config`'s filters select at least one check.
+pub fn selects_any(config: &Config) -> bool {
+    let ctx = Ctx::new(config.clone());
+    checks::all().iter().any(|c| ctx.selects(c.id))
+}
+
+/// Returned by [`reachable`] when nothing answers at one of the target's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unreachable {
+    /// The address as given, such as `127.0.0.1:3250`.
+    pub address: String,
+    /// Why connecting failed, such as `Connection refused (os error 111)`.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot reach the server at {}: {}",
+            self.address, self.reason
+        )
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
+/// Opens (and closes) one TCP connection to each address of the target, within
+/// [`Config::timeout`], so that a server that is not there is reported once.
+///
+/// # Errors
+///
+/// [`Unreachable`] for the first address nothing answers at.
+pub async fn reachable(config: &Config) -> Result<(), Unreachable> {
+    let ctx = Ctx::new(config.clone());
+    for address in ctx.addresses() {
+        let connect = tokio::net::TcpStream::connect(address.as_str());
+        let reason = match tokio::time::timeout_at(conn::deadline_in(config.timeout), connect).await
+        {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {}", conn::show(config.timeout)),
+        };
+        return Err(Unreachable { address, reason });
+    }
+    Ok(())
+}
+
 /// Runs the selected checks and returns their results, in check order.
 ///
 /// Checks run at the same time, except the few that load the server, which run alone
 /// at the end. `on_result` sees each result as soon as it and every one before it are
 /// known, so output printed from it is in a fixed order whatever finishes first.
 ///
-/// Must be called within a multi-threaded Tokio runtime: each check is a task.
+/// Must be called within a multi-threaded Tokio runtime: each check is a task. Against
+/// a server that is not there every check fails on its own; [`reachable`] first says
+/// so once.
+///
+/// A [`Config::timeout`] too long for the clock to count is waited as "forever".
 pub async fn run(config: Config, mut on_result: impl FnMut(&CheckResult)) -> Report {
     let ctx = Ctx::new(config);
     let selected: Vec<_> = checks::all()

@@ -1,7 +1,8 @@
 //! `pitaya-conformance`: runs the protocol checks against a server and prints one line
-//! per check, then `N passed, N failed`. Exits 1 when a check failed.
+//! per check, then `N passed, N failed`. Exits 1 when a check failed or the server
+//! cannot be reached, 2 on a usage error.
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ struct Args {
     #[arg(long, default_value_t = DEFAULT_CLIENTS)]
     clients: usize,
     /// How long one expected answer, push or close may take (5s, 500ms, 1m).
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = timeout)]
     timeout: Duration,
     /// The server's largest packet body in bytes, to check that a longer one is refused.
     #[arg(long)]
@@ -42,12 +43,38 @@ struct Args {
     list: bool,
 }
 
+/// Longest `--timeout`: more is no patience anyone means, and far more overflows clocks.
+const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+fn timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > MAX_TIMEOUT {
+        return Err(format!("{s} is over the maximum of 1h"));
+    }
+    Ok(d)
+}
+
+/// Prints a line; when whoever reads standard output has gone (`| head -1`), exits
+/// quietly, since nobody is left to read anything more.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => std::process::exit(1),
+        // Any other failure to print is as final, but worth a word on stderr.
+        Err(e) => {
+            eprintln!("pitaya-conformance: cannot print the results: {e}");
+            std::process::exit(1)
+        }
+        Ok(()) => {}
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     if args.list {
         for check in pitaya_conformance::checks() {
-            println!("{:<32} {}", check.id, check.description);
+            say(&format!("{:<32} {}", check.id, check.description));
         }
         return ExitCode::SUCCESS;
     }
@@ -71,18 +98,18 @@ async fn main() -> ExitCode {
         filters: args.filter,
         skips: args.skip,
     };
-    let report = pitaya_conformance::run(config, |result| {
-        println!("{result}");
-        // Lines are worth seeing as they come when the slow checks take minutes.
-        let _ = std::io::stdout().flush();
-    })
-    .await;
-
-    if report.results.is_empty() {
+    if !pitaya_conformance::selects_any(&config) {
         eprintln!("pitaya-conformance: no check matches the filters (see --list)");
         return ExitCode::from(2);
     }
-    println!("{report}");
+    // One clear line rather than every check failing on its own the same way.
+    if let Err(unreachable) = pitaya_conformance::reachable(&config).await {
+        eprintln!("pitaya-conformance: {unreachable}");
+        return ExitCode::FAILURE;
+    }
+    // Lines are printed (and flushed) as they come: the slow checks take minutes.
+    let report = pitaya_conformance::run(config, |result| say(&result.to_string())).await;
+    say(&report.to_string());
     if report.is_success() {
         ExitCode::SUCCESS
     } else {

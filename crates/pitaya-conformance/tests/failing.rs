@@ -64,6 +64,25 @@ async fn a_server_that_never_sends_heartbeats_fails_the_heartbeat_check() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_past_what_the_clock_counts_leaves_the_checks_working() {
+    let server = WrongServer::start().await;
+    let config = Config {
+        tcp: Some(server.addr.clone()),
+        timeout: std::time::Duration::MAX,
+        filters: vec!["ids.echo".into()],
+        ..Default::default()
+    };
+    let report = pitaya_conformance::run(config, |_| {}).await;
+
+    // The check runs to its own verdict rather than panicking on a deadline.
+    let reason = failure(&report, "ids.echo");
+    assert!(
+        reason.contains("response for id 2 (expected 1)"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_needing_a_missing_transport_are_skipped_not_failed() {
     let report = run_against_wrong_server(&["handshake.ws", "room.mixed-transports"]).await;
 

@@ -3,11 +3,10 @@
 use bytes::{Bytes, BytesMut};
 use pitaya_protocol::{deflate, Message, MessageType, RouteDict};
 use serde_json::{json, Value};
-use tokio::time::Instant;
 
 use super::{check, CheckDef};
 use crate::chat::{count, join, joined, member, JOIN, MESSAGE};
-use crate::conn::data_packet;
+use crate::conn::{data_packet, deadline_in};
 use crate::ctx::{ensure, fail, within, Ctx, Failure, Verdict};
 
 /// Flag bit of a message whose body is zlib-compressed.
@@ -70,7 +69,7 @@ async fn push_body(ctx: Ctx) -> Verdict {
     let body = json!({ "name": nick, "content": content });
     conn.notify(MESSAGE, body.to_string().as_bytes()).await?;
 
-    let deadline = Instant::now() + conn.wait();
+    let deadline = deadline_in(conn.wait());
     loop {
         let (msg, compressed) = conn.message_by(deadline, "own onMessage").await?;
         if msg.kind != MessageType::Push || msg.route != "onMessage" {

@@ -2,10 +2,10 @@
 //! for notifies, and the two route forms.
 
 use pitaya_protocol::MessageType;
-use tokio::time::Instant;
 
 use super::{check, CheckDef};
 use crate::chat::{count, decode_answer, expect_error, join, ping, Answer, JOIN, MESSAGE, UNKNOWN};
+use crate::conn::deadline_in;
 use crate::ctx::{ensure, fail, within, Ctx, Verdict};
 
 pub(super) fn checks() -> Vec<CheckDef> {
@@ -157,7 +157,7 @@ async fn other_server_type(ctx: Ctx) -> Verdict {
     conn.request(2, UNKNOWN, b"{}").await?;
     // The answer to the first, if any, may come before or after the second's: Go
     // Pitaya sends none, so only the second's is waited for.
-    let deadline = Instant::now() + conn.wait();
+    let deadline = deadline_in(conn.wait());
     loop {
         let (msg, _) = conn
             .message_by(deadline, "answer to the request after it")

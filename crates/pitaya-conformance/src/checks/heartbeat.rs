@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{check, CheckDef};
 use crate::chat::{decode_answer, ping, Answer, UNKNOWN};
-use crate::conn::{show, Conn, Event};
+use crate::conn::{deadline_in, show, Conn, Event};
 use crate::ctx::{ensure, fail, within, Ctx, Failure, Verdict};
 
 pub(super) fn checks() -> Vec<CheckDef> {
@@ -58,7 +58,7 @@ pub(crate) fn interval(conn: &Conn) -> Result<Duration, Failure> {
 
 /// Returns the deadline for the next server heartbeat: two intervals plus the timeout.
 fn next_beat(conn: &Conn, h: Duration) -> Instant {
-    Instant::now() + h * 2 + conn.wait()
+    deadline_in(h.saturating_mul(2).saturating_add(conn.wait()))
 }
 
 /// Waits for the next packet and checks that it is an empty heartbeat.
@@ -74,7 +74,7 @@ async fn heartbeat(conn: &mut Conn, h: Duration, n: usize) -> Result<(), Failure
         Some(Event::Invalid(e)) => fail!("{e}"),
         None => fail!(
             "no heartbeat {n} within {} (interval {})",
-            show(h * 2 + conn.wait()),
+            show(h.saturating_mul(2).saturating_add(conn.wait())),
             show(h)
         ),
     }
@@ -136,7 +136,7 @@ async fn requests_keep_alive(ctx: Ctx) -> Verdict {
             Some(Event::Invalid(e)) => fail!("{e}"),
             None => fail!(
                 "no heartbeat or answer within {}",
-                show(h * 2 + conn.wait())
+                show(h.saturating_mul(2).saturating_add(conn.wait()))
             ),
         }
     }
@@ -149,7 +149,7 @@ async fn idle_close(ctx: Ctx) -> Verdict {
     conn.handshake().await?;
     let h = interval(&conn)?;
 
-    let deadline = Instant::now() + h * 4 + conn.wait();
+    let deadline = deadline_in(h.saturating_mul(4).saturating_add(conn.wait()));
     let mut beats = 0;
     loop {
         match conn.event_by(deadline).await {

@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use pitaya_protocol::{Message, MessageType, PacketType, RouteDict};
-use tokio::time::Instant;
 
 use super::{check, CheckDef};
 use crate::chat::{decode_answer, expect_error, ping, Answer, JOIN, UNKNOWN};
-use crate::conn::{data_packet, default_handshake, packet, Conn, Via};
+use crate::conn::{data_packet, deadline_in, default_handshake, packet, Conn, Via};
 use crate::ctx::{ensure, fail, within, Ctx, Failure, Verdict};
 
 pub(super) fn checks() -> Vec<CheckDef> {
@@ -51,7 +50,7 @@ fn request(id: u64, route: &str, body: &str, dict: &RouteDict) -> Result<Bytes, 
 /// Reads one response per id of `expected` (id to error code), in any order.
 async fn answers(conn: &mut Conn, expected: &BTreeMap<u64, &str>) -> Result<(), Failure> {
     let mut left = expected.clone();
-    let deadline = Instant::now() + conn.wait();
+    let deadline = deadline_in(conn.wait());
     while !left.is_empty() {
         let what = format!("{} answers still due", left.len());
         let (msg, _) = conn.message_by(deadline, &what).await?;
@@ -134,7 +133,7 @@ async fn zero(ctx: Ctx) -> Verdict {
     let mut conn = ctx.client(ctx.primary()).await?;
     conn.request(0, UNKNOWN, b"{}").await?;
     conn.request(7, UNKNOWN, b"{}").await?;
-    let deadline = Instant::now() + conn.wait();
+    let deadline = deadline_in(conn.wait());
     loop {
         let (msg, _) = conn
             .message_by(deadline, "answer to the request after it")
@@ -153,7 +152,7 @@ async fn split(ctx: Ctx) -> Verdict {
 
     let hello = packet(PacketType::Handshake, &default_handshake())?;
     conn.send_in_pieces(&hello, 1).await?;
-    let deadline = Instant::now() + conn.wait();
+    let deadline = deadline_in(conn.wait());
     let answer = conn.packet_by(deadline, "handshake answer").await?;
     ensure!(
         answer.kind == PacketType::Handshake,
@@ -203,7 +202,7 @@ async fn coalesced(ctx: Ctx) -> Verdict {
     }
     conn.send(&burst.concat()).await?;
 
-    let deadline = Instant::now() + conn.wait();
+    let deadline = deadline_in(conn.wait());
     let answer = conn.packet_by(deadline, "handshake answer").await?;
     ensure!(
         answer.kind == PacketType::Handshake,

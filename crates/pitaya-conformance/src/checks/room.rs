@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{check, CheckDef};
 use crate::chat::{count, join, member, new_user, say};
-use crate::conn::{show, Via};
+use crate::conn::{deadline_in, show, Via};
 use crate::ctx::{ensure, fail, within, Ctx, Failure, Verdict};
 
 pub(super) fn checks() -> Vec<CheckDef> {
@@ -92,7 +92,7 @@ async fn mixed_transports(ctx: Ctx) -> Verdict {
 /// Nothing on the wire says when the server has processed a close, so we ask again,
 /// backing off from 10 ms to 200 ms, until the timeout.
 async fn until_gone(ctx: &Ctx, via: Via, nick: &str) -> Result<(), Failure> {
-    let deadline = Instant::now() + ctx.wait();
+    let deadline = deadline_in(ctx.wait());
     let mut pause = Duration::from_millis(10);
     loop {
         let mut probe = ctx.client(via).await?;

@@ -108,7 +108,7 @@ impl Drop for Conn {
 impl Conn {
     /// Returns a TCP connection to `addr` (`host:port`).
     pub(crate) async fn tcp(addr: &str, wait: Duration) -> Result<Conn, Failure> {
-        let stream = match timeout_at(Instant::now() + wait, TcpStream::connect(addr)).await {
+        let stream = match timeout_at(deadline_in(wait), TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => fail!("cannot connect to {addr} over TCP: {e}"),
             Err(_) => fail!("cannot connect to {addr} over TCP within {}", show(wait)),
@@ -131,7 +131,7 @@ impl Conn {
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>(ws)
         };
-        let ws = match timeout_at(Instant::now() + wait, connect).await {
+        let ws = match timeout_at(deadline_in(wait), connect).await {
             Ok(Ok(ws)) => ws,
             Ok(Err(e)) => fail!("cannot open a WebSocket to {url}: {e}"),
             Err(_) => fail!("cannot open a WebSocket to {url} within {}", show(wait)),
@@ -310,7 +310,7 @@ impl Conn {
 
     /// Waits (the usual time) until the server closes; see [`closed_by`](Self::closed_by).
     pub(crate) async fn closed(&mut self, what: &str) -> Result<Vec<Packet>, Failure> {
-        let deadline = Instant::now() + self.wait;
+        let deadline = deadline_in(self.wait);
         self.closed_by(deadline, what).await
     }
 
@@ -319,7 +319,7 @@ impl Conn {
     /// Sends `body` as a handshake and returns the server's Handshake packet.
     pub(crate) async fn handshake_raw(&mut self, body: &[u8]) -> Result<Packet, Failure> {
         self.send_packet(PacketType::Handshake, body).await?;
-        let deadline = Instant::now() + self.wait;
+        let deadline = deadline_in(self.wait);
         let p = self.packet_by(deadline, "handshake answer").await?;
         if p.kind != PacketType::Handshake {
             fail!("handshake answer: got a {:?} packet", p.kind);
@@ -389,6 +389,14 @@ pub(crate) fn default_handshake() -> Vec<u8> {
         user: None,
     }
     .to_json()
+}
+
+/// Returns the instant `d` from now, or one decades away when `d` is past what the
+/// clock can count (a `Config::timeout` of `u64::MAX` seconds must not panic).
+pub(crate) fn deadline_in(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 60 * 60))
 }
 
 /// Returns `d` in the short human form used in reports (`5s`, `500ms`).

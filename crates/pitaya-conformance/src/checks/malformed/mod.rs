@@ -10,11 +10,10 @@ mod messages;
 mod packets;
 
 use pitaya_protocol::{MessageType, Packet, PacketType, MAX_BODY_LEN};
-use tokio::time::Instant;
 
 use super::CheckDef;
 use crate::chat::{decode_answer, others_served, Answer, UNKNOWN};
-use crate::conn::{Conn, Event, Via};
+use crate::conn::{deadline_in, Conn, Event, Via};
 use crate::ctx::{ensure, fail, within, Ctx, Failure};
 
 pub(super) fn checks() -> Vec<CheckDef> {
@@ -117,7 +116,7 @@ async fn closes_or_ignores(
 }
 
 async fn reaction(victim: &mut Conn, codes: &[&str]) -> Result<Reaction, Failure> {
-    let deadline = Instant::now() + victim.wait();
+    let deadline = deadline_in(victim.wait());
     loop {
         let p = match victim.event_by(deadline).await {
             Some(Event::Packet(p)) => p,

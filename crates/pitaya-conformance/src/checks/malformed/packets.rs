@@ -1,13 +1,12 @@
 //! Hostile packets: bad headers, bad order, bad handshakes, bad sizes, cut streams.
 
 use pitaya_protocol::{HandshakeResponse, MessageType, PacketType, MAX_BODY_LEN};
-use tokio::time::Instant;
 
 use super::{closes, closes_or_ignores, data, kinds, note, ping_packet, victim, Stage};
 use crate::chat::others_served;
 use crate::checks::heartbeat::interval;
 use crate::checks::{check, CheckDef};
-use crate::conn::{show, Via};
+use crate::conn::{deadline_in, show, Via};
 use crate::ctx::{ensure, fail, within, Ctx, Failure, Verdict};
 
 pub(super) fn checks() -> Vec<CheckDef> {
@@ -244,10 +243,10 @@ async fn huge_header_silence(ctx: Ctx) -> Verdict {
         .await?;
     // The body is still awaited (or refused) while everyone else goes on.
     others_served(&ctx, &mut bystander, 1).await?;
-    let deadline = Instant::now() + h * 3 + victim.wait();
+    let deadline = deadline_in(h.saturating_mul(3).saturating_add(victim.wait()));
     let what = format!(
         "waiting up to {} for the close",
-        show(h * 3 + victim.wait())
+        show(h.saturating_mul(3).saturating_add(victim.wait()))
     );
     let seen = victim.closed_by(deadline, &what).await?;
     ensure!(
