@@ -98,7 +98,8 @@ impl ConnectOptions {
     /// Returns the options with this heartbeat watchdog factor (default 3).
     ///
     /// When nothing at all arrives from the server for more than `factor` times the
-    /// heartbeat interval it announced, the connection is declared dead. The server
+    /// heartbeat interval it announced (raised to [`MIN_HEARTBEAT`](crate::MIN_HEARTBEAT)
+    /// if shorter), the connection is declared dead. The server
     /// sends a heartbeat every interval (spec 3), so 3 leaves two lost intervals of
     /// slack; libpitaya waits 6 intervals. Zero turns the watchdog off.
     pub fn watchdog_factor(mut self, factor: u32) -> Self {
@@ -132,6 +133,8 @@ impl ConnectOptions {
     ///
     /// The connection never waits for a slow reader: a stream that falls this many
     /// events behind loses the oldest ones and is told how many (see [`crate::Event`]).
+    /// It is also how many events since the handshake are kept for the first stream
+    /// until it is asked for (see the crate docs).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity.max(1);
         self
