@@ -52,6 +52,15 @@ impl StatsdReporter {
         let mut builder =
             StatsdClient::builder(prefix, sink).with_tag("serverType", tag_text(server_type));
         for (k, v) in &config.const_labels {
+            if k == "serverType" {
+                // The tag is ours; a second one would leave the agent to pick.
+                tracing::warn!(
+                    value = %v,
+                    "pitaya.metrics.constlabels.serverType ignored by statsd: the tag is the \
+                     server type"
+                );
+                continue;
+            }
             builder = builder.with_tag(tag_text(k), tag_text(v));
         }
         Ok(StatsdReporter {
@@ -269,6 +278,20 @@ mod tests {
             next_line(&socket),
             "pitaya.exceeded_rate_limiting:1|c|#serverType:room,region:eu,zone:a_b_c_d,\
              route:x_y_z_w_v,k_1:ok"
+        );
+    }
+
+    #[test]
+    fn a_constant_server_type_does_not_add_a_second_tag() {
+        let (socket, mut config) = receiver();
+        config
+            .const_labels
+            .insert("serverType".into(), "other".into());
+        let r = StatsdReporter::new("room", &config).unwrap();
+        r.report_gauge("goroutines", &[], 1.0).unwrap();
+        assert_eq!(
+            next_line(&socket),
+            "pitaya.goroutines:1|g|#serverType:room,region:eu"
         );
     }
 }
