@@ -27,7 +27,8 @@ pub struct Health {
     pub server_type: String,
     /// Whether the app runs in cluster mode.
     pub cluster: bool,
-    /// Whether the app is published in service discovery; false standalone.
+    /// Whether the app is published in service discovery now; false standalone, and
+    /// false in cluster mode while the link to etcd is lost.
     pub registered: bool,
     /// Whether the app takes client connections (frontends) and calls (cluster).
     pub serving: bool,
