@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a local clustered chat: a private NATS and etcd on free loopback ports, one
-# connector (TCP 127.0.0.1:3250, WebSocket 127.0.0.1:3251) and two room servers.
+# connector (TCP 127.0.0.1:3250, WebSocket 127.0.0.1:3251, or CHAT_TCP_ADDR and
+# CHAT_WS_ADDR) and two room servers.
 # Ctrl-C stops everything. Needs the nats-server and etcd-server Debian packages
 # (`./scripts/test.sh` installs them).
 #
@@ -111,10 +112,13 @@ env "$(metrics_port 0)" "$(health_port 0)" \
     "$bin" connector > >(sed -u 's/^/[connector] /') 2>&1 &
 servers+=($!)
 
+# The connector reads the same variables, with the same defaults.
+tcp_addr=${CHAT_TCP_ADDR:-127.0.0.1:3250}
+ws_addr=${CHAT_WS_ADDR:-127.0.0.1:3251}
 cat <<MSG
-Connector on tcp 127.0.0.1:3250 and ws 127.0.0.1:3251 with $rooms room servers.
+Connector on tcp $tcp_addr and ws $ws_addr with $rooms room servers.
 Try it from another terminal, for example:
-    cargo run -p pitaya-cli -- --connect 127.0.0.1:3250
+    cargo run -p pitaya-cli -- --connect $tcp_addr
 then: request room.room.join {"name":"ann"}
 Ctrl-C stops everything.
 MSG

@@ -1,6 +1,6 @@
 //! Metrics of a cluster over a real NATS and etcd: servers by type from discovery,
 //! forwarded requests seen as handler and RPC times, no NATS message dropped by a
-//! full queue, and readiness once registered.
+//! full queue, and readiness with a `registered` that follows etcd.
 #![cfg(all(feature = "nats", feature = "etcd", feature = "prometheus"))]
 
 mod cluster_support;
@@ -212,4 +212,34 @@ async fn forwarded_routes_no_server_serves_make_one_label_value() {
     assert_eq!(statsd_routes(&lines), expected, "{lines:#?}");
     room.stop().await;
     front.stop().await;
+}
+
+/// Returns `/readyz`'s status code and its `registered` field.
+async fn readiness(addr: std::net::SocketAddr) -> (u16, Option<bool>) {
+    let (code, body) = http_get(local(addr), "/readyz").await.unwrap();
+    let body: Value = serde_json::from_str(&body).unwrap();
+    (code, body["registered"].as_bool())
+}
+
+#[tokio::test]
+async fn readiness_reports_registered_as_discovery_loses_and_regains_etcd() {
+    let mut infra = Infra::start();
+    let front = Node::frontend(App::builder("connector"), config(&infra)).await;
+    let addr = front.handle.metrics_addr().unwrap();
+    assert_eq!(readiness(addr).await, (200, Some(true)));
+
+    // Clients are still served from the cached list, so the server stays ready.
+    infra.etcd.stop();
+    cluster_support::wait_for("registered false", || async {
+        readiness(addr).await.1 == Some(false)
+    })
+    .await;
+    assert_eq!(readiness(addr).await, (200, Some(false)));
+    assert!(!front.handle.health().registered);
+
+    infra.etcd.restart().unwrap();
+    cluster_support::wait_for("registered again", || async {
+        readiness(addr).await == (200, Some(true))
+    })
+    .await;
 }

@@ -10,6 +10,14 @@ use crate::AppHandle;
 /// included, so that a supervisor lets a graceful shutdown finish. `GET /readyz`
 /// (readiness) answers 200 when [`is_ready`](Self::is_ready), else 503. Both bodies are
 /// this struct as JSON, with a `status` of `ok`, `ready` or `not ready`.
+///
+/// In cluster mode, `registered` follows service discovery: it turns false when the
+/// link to etcd is lost and true again once the server has re-registered. Readiness
+/// does not follow it. While etcd is away the server still serves its clients and
+/// calls its peers from the cached server list, only peers cannot find it; and an etcd
+/// outage reaches every server at once, so turning them all unready would take the
+/// whole game out of its load balancer for a fault clients do not feel. Alert on
+/// `registered` (or the `lost etcd` log) instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Health {
@@ -19,7 +27,8 @@ pub struct Health {
     pub server_type: String,
     /// Whether the app runs in cluster mode.
     pub cluster: bool,
-    /// Whether the app is published in service discovery; false standalone.
+    /// Whether the app is published in service discovery now; false standalone, and
+    /// false in cluster mode while the link to etcd is lost.
     pub registered: bool,
     /// Whether the app takes client connections (frontends) and calls (cluster).
     pub serving: bool,
@@ -35,16 +44,28 @@ impl Health {
             server_id: app.server_id().to_owned(),
             server_type: app.server_type().to_owned(),
             cluster: app.shared.cluster.is_some(),
-            registered: lifecycle.registered(),
+            registered: lifecycle.registered() && discovery_registered(app),
             serving: lifecycle.serving(),
             shutting_down: app.is_shutting_down(),
         }
     }
 
-    /// Returns whether the app should get traffic: serving, not shutting down, and in
-    /// cluster mode registered in service discovery.
+    /// Returns whether the app should get traffic: serving and not shutting down.
+    ///
+    /// A cluster server serves only once it has registered in service discovery at
+    /// start; losing discovery later keeps it ready (see [`Health`]).
     pub fn is_ready(&self) -> bool {
-        self.serving && !self.shutting_down && (!self.cluster || self.registered)
+        self.serving && !self.shutting_down
+    }
+}
+
+/// Returns whether discovery holds our record now; true when not in cluster mode or
+/// before discovery started, which `Lifecycle::registered` already covers.
+fn discovery_registered(app: &AppHandle) -> bool {
+    let discovery = app.shared.cluster.as_ref().map(|link| link.discovery());
+    match discovery {
+        Some(Ok(discovery)) => discovery.is_registered(),
+        _ => true,
     }
 }
 

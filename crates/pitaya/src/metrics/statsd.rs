@@ -4,9 +4,12 @@
 //! prefix is `pitaya.metrics.statsd.prefix`, the tags are the server type, then the
 //! constant labels, then the report's labels. Counts are `c`, gauges `g`, summaries are
 //! timings (`ms`) that carry the nanosecond value unchanged as Pitaya sends them, and
-//! histograms are `h` (Pitaya v2; v3 sends none).
+//! histograms are `h` (Pitaya v2; v3 sends none). Characters that would end a tag,
+//! a field or the line are sent as `_` in tag names and values.
 
-use std::net::UdpSocket;
+use std::borrow::Cow;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 
 use cadence::prelude::*;
 use cadence::{MetricBuilder, MetricError, StatsdClient, UdpMetricSink};
@@ -33,15 +36,32 @@ impl StatsdReporter {
     /// When the host does not resolve or no local UDP socket can be had.
     pub fn new(server_type: &str, config: &MetricsConfig) -> Result<Self, MetricError> {
         let statsd = &config.statsd;
-        let socket = UdpSocket::bind("0.0.0.0:0")?;
+        let target = resolve(&statsd.host)?;
+        // A socket of the target's family: an IPv4 one cannot send to `[::1]:8125`.
+        let local: SocketAddr = if target.is_ipv6() {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(local)?;
         socket.set_nonblocking(true)?;
-        let sink = UdpMetricSink::from(statsd.host.as_str(), socket)?;
+        let sink = UdpMetricSink::from(target, socket)?;
 
         // cadence puts one `.` between prefix and name; Pitaya's prefix ends with it.
         let prefix = statsd.prefix.trim_end_matches('.');
-        let mut builder = StatsdClient::builder(prefix, sink).with_tag("serverType", server_type);
+        let mut builder =
+            StatsdClient::builder(prefix, sink).with_tag("serverType", tag_text(server_type));
         for (k, v) in &config.const_labels {
-            builder = builder.with_tag(k, v);
+            if k == "serverType" {
+                // The tag is ours; a second one would leave the agent to pick.
+                tracing::warn!(
+                    value = %v,
+                    "pitaya.metrics.constlabels.serverType ignored by statsd: the tag is the \
+                     server type"
+                );
+                continue;
+            }
+            builder = builder.with_tag(tag_text(k), tag_text(v));
         }
         Ok(StatsdReporter {
             client: builder.build(),
@@ -60,7 +80,11 @@ impl StatsdReporter {
         labels: &[Label<'_>],
         builder: MetricBuilder<'_, '_, T>,
     ) -> Result<(), ReportError> {
-        let mut builder = labels.iter().fold(builder, |b, (k, v)| b.with_tag(k, v));
+        let tags: Vec<_> = labels
+            .iter()
+            .map(|(k, v)| (tag_text(k), tag_text(v)))
+            .collect();
+        let mut builder = tags.iter().fold(builder, |b, (k, v)| b.with_tag(k, v));
         if self.rate < 1.0 {
             builder = builder.with_sampling_rate(self.rate);
         }
@@ -68,6 +92,28 @@ impl StatsdReporter {
             metric: metric.into(),
             source: Box::new(e),
         })
+    }
+}
+
+/// Returns the address `host` resolves to, IPv4 first when it has both, as Go's
+/// resolver picks for Pitaya's StatsD client.
+fn resolve(host: &str) -> io::Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = host.to_socket_addrs()?.collect();
+    let v4 = addrs.iter().find(|a| a.is_ipv4());
+    v4.or(addrs.first()).copied().ok_or_else(|| {
+        let msg = format!("statsd host {host:?} resolves to no address");
+        io::Error::new(io::ErrorKind::NotFound, msg)
+    })
+}
+
+/// Returns `text` fit for a DogStatsD tag: `,` ends a tag, `|` a field, `:` splits
+/// name from value, and a line break ends the metric, so each becomes `_`.
+fn tag_text(text: &str) -> Cow<'_, str> {
+    let special = |c: char| matches!(c, ',' | '|' | ':' | '\n' | '\r');
+    if text.contains(special) {
+        Cow::Owned(text.replace(special, "_"))
+    } else {
+        Cow::Borrowed(text)
     }
 }
 
@@ -195,6 +241,57 @@ mod tests {
         assert_eq!(
             line,
             "game.goroutines:1|g|@0.999999|#serverType:connector,region:eu"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_host_gets_the_reports() {
+        // Some build machines have no IPv6 loopback; nothing to test there.
+        let Ok(socket) = UdpSocket::bind("[::1]:0") else {
+            eprintln!("skipped: ::1 cannot be bound here");
+            return;
+        };
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut config = MetricsConfig::default();
+        config.statsd.host = socket.local_addr().unwrap().to_string();
+        assert!(config.statsd.host.starts_with("[::1]:"));
+
+        let r = StatsdReporter::new("room", &config).unwrap();
+        r.report_gauge("connected_clients", &[], 1.0).unwrap();
+        assert_eq!(
+            next_line(&socket),
+            "pitaya.connected_clients:1|g|#serverType:room"
+        );
+    }
+
+    #[test]
+    fn tag_separators_in_names_and_values_are_replaced() {
+        let (socket, mut config) = receiver();
+        config.const_labels.insert("zone".into(), "a,b|c:d".into());
+        let r = StatsdReporter::new("room", &config).unwrap();
+        let labels = [("route", "x,y|z:w\nv"), ("k:1", "ok")];
+        r.report_count("exceeded_rate_limiting", &labels, 1.0)
+            .unwrap();
+        assert_eq!(
+            next_line(&socket),
+            "pitaya.exceeded_rate_limiting:1|c|#serverType:room,region:eu,zone:a_b_c_d,\
+             route:x_y_z_w_v,k_1:ok"
+        );
+    }
+
+    #[test]
+    fn a_constant_server_type_does_not_add_a_second_tag() {
+        let (socket, mut config) = receiver();
+        config
+            .const_labels
+            .insert("serverType".into(), "other".into());
+        let r = StatsdReporter::new("room", &config).unwrap();
+        r.report_gauge("goroutines", &[], 1.0).unwrap();
+        assert_eq!(
+            next_line(&socket),
+            "pitaya.goroutines:1|g|#serverType:room,region:eu"
         );
     }
 }

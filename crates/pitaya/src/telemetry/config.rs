@@ -15,6 +15,10 @@ pub(crate) const TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
 pub(crate) const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// The OTLP endpoint of traces, ahead of [`ENDPOINT`].
 pub(crate) const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+/// The OTLP transport of every signal: `grpc`, `http/protobuf` or `http/json`.
+pub(crate) const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+/// The OTLP transport of traces, ahead of [`PROTOCOL`].
+pub(crate) const TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
 /// The `service.name` resource attribute.
 pub(crate) const SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 /// Resource attributes as `key=value` pairs separated by commas.
@@ -30,6 +34,8 @@ const ENDPOINT_KEY: &str = "pitaya.tracing.endpoint";
 /// process over OTLP/gRPC, which needs the `otel` feature. The standard variables
 /// `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_TRACES_SAMPLER`,
 /// `OTEL_TRACES_SAMPLER_ARG`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_BSP_*` apply too.
+/// `OTEL_EXPORTER_OTLP_PROTOCOL` other than `grpc` is logged as a warning at startup and
+/// otherwise ignored: spans go over gRPC.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
@@ -85,6 +91,9 @@ pub(crate) struct OtlpPlan {
     /// What named it: a variable, the config key, or `default`.
     pub(crate) origin: &'static str,
     pub(crate) service_name: Option<String>,
+    /// A protocol variable asking for other than gRPC, and its value: we export over
+    /// gRPC anyway, and say so.
+    pub(crate) ignored_protocol: Option<(&'static str, String)>,
 }
 
 impl TracingConfig {
@@ -156,10 +165,16 @@ impl TracingConfig {
         } else {
             Some(fallback_service.to_owned()).filter(|s| !s.is_empty())
         };
+        // The traces variable wins, as for the endpoint; only the one in force counts.
+        let protocol = [TRACES_PROTOCOL, PROTOCOL]
+            .into_iter()
+            .find_map(|name| var(name).map(|v| (name, v.trim().to_owned())));
+        let ignored_protocol = protocol.filter(|(_, v)| !v.eq_ignore_ascii_case("grpc"));
         Export::Otlp(OtlpPlan {
             endpoint,
             origin,
             service_name,
+            ignored_protocol,
         })
     }
 }
@@ -214,6 +229,7 @@ mod tests {
             endpoint: endpoint.0.to_owned(),
             origin: endpoint.1,
             service_name: service_name.map(str::to_owned),
+            ignored_protocol: None,
         })
     }
 
@@ -365,5 +381,30 @@ mod tests {
         assert_eq!(export(&named, &attrs), otlp(DEFAULT, None));
         let other_attrs = [(RESOURCE_ATTRIBUTES, "team=games")];
         assert_eq!(export(&named, &other_attrs), otlp(DEFAULT, Some("lobby")));
+    }
+
+    #[test]
+    fn a_protocol_other_than_grpc_is_noted_and_grpc_used() {
+        let grpc = [(ENDPOINT, "http://c:4317"), (PROTOCOL, "grpc")];
+        assert_eq!(
+            export(&TracingConfig::default(), &grpc),
+            otlp(("http://c:4317", ENDPOINT), Some("room"))
+        );
+
+        let vars = [(PROTOCOL, "grpc"), (TRACES_PROTOCOL, "http/protobuf")];
+        let Export::Otlp(plan) = export(&enabled(), &vars) else {
+            panic!("export stays on");
+        };
+        assert_eq!(plan.endpoint, DEFAULT_ENDPOINT);
+        let ignored = Some((TRACES_PROTOCOL, "http/protobuf".to_owned()));
+        assert_eq!(plan.ignored_protocol, ignored);
+
+        let Export::Otlp(plan) = export(&enabled(), &[(PROTOCOL, "http/json")]) else {
+            panic!("export stays on");
+        };
+        assert_eq!(
+            plan.ignored_protocol,
+            Some((PROTOCOL, "http/json".to_owned()))
+        );
     }
 }

@@ -129,12 +129,21 @@ fn report(export: &Export, telemetry: &Telemetry) {
             exporters = %names,
             "OTEL_TRACES_EXPORTER names no exporter pitaya has (only otlp): spans not exported"
         ),
-        Export::Otlp(plan) if telemetry.is_exporting() => tracing::info!(
-            endpoint = %plan.endpoint,
-            from = %plan.origin,
-            service = plan.service_name.as_deref().unwrap_or("from OTEL_*"),
-            "exporting spans over OTLP/gRPC"
-        ),
+        Export::Otlp(plan) if telemetry.is_exporting() => {
+            if let Some((variable, protocol)) = &plan.ignored_protocol {
+                tracing::warn!(
+                    %variable,
+                    %protocol,
+                    "only OTLP over gRPC is exported; this protocol setting is ignored"
+                );
+            }
+            tracing::info!(
+                endpoint = %plan.endpoint,
+                from = %plan.origin,
+                service = plan.service_name.as_deref().unwrap_or("from OTEL_*"),
+                "exporting spans over OTLP/gRPC"
+            );
+        }
         Export::Otlp(_) | Export::BadEndpoint { .. } => {
             tracing::warn!("span export asked for, but pitaya was built without its `otel` feature")
         }

@@ -66,6 +66,15 @@ pub trait ServiceDiscovery: Send + Sync + fmt::Debug + 'static {
     /// Returns a receiver of the changes made from now on.
     fn subscribe(&self) -> broadcast::Receiver<DiscoveryEvent>;
 
+    /// Returns whether this server's record is known to be published now.
+    ///
+    /// False while a backend has lost its link and not yet published the record
+    /// again; the record may still be there until its lease expires, but nobody
+    /// can tell. The default, for backends that cannot lose it, is true.
+    fn is_registered(&self) -> bool {
+        true
+    }
+
     /// Withdraws this server from the cluster and stops following changes.
     ///
     /// # Errors

@@ -13,6 +13,7 @@
 //! unit Pitaya reports in, every request would land past the last bucket.
 
 mod decl;
+mod labels;
 mod summary;
 
 use std::collections::{BTreeMap, HashMap};
@@ -64,8 +65,12 @@ impl PrometheusReporter {
     /// # Errors
     ///
     /// When a custom family has an invalid name, label or buckets, or clashes with
-    /// another.
+    /// another; when a label name is reserved by Prometheus (`__*`, `le`, `quantile`)
+    /// or would be both a constant and a variable label of a family (such as
+    /// `constlabels: {route: x}`, `additionallabels: {game: x}`, or `constlabels`
+    /// naming `game` or `serverType`, which the reporter sets).
     pub fn new(server_type: &str, config: &MetricsConfig) -> Result<Self, prometheus::Error> {
+        labels::check_config(config)?;
         let mut const_labels: HashMap<String, String> = config
             .const_labels
             .iter()
@@ -142,6 +147,8 @@ impl PrometheusReporter {
         const_labels: &HashMap<String, String>,
         additional: &[String],
     ) -> Result<(), prometheus::Error> {
+        let labels = label_names(spec, additional);
+        labels::check_family(&full_name(spec), &labels, const_labels)?;
         let name = spec.name.clone();
         let collector: Box<dyn Collector> = match kind {
             Kind::Counter => {
@@ -167,7 +174,6 @@ impl PrometheusReporter {
                 c
             }
             Kind::Summary => {
-                let labels = label_names(spec, additional);
                 let desc = Desc::new(
                     full_name(spec),
                     help_of(spec),

@@ -199,3 +199,87 @@ fn a_custom_metric_clashing_with_pitaya_is_an_error() {
     });
     assert!(PrometheusReporter::new("room", &c).is_err());
 }
+
+/// Returns the error of a reporter built from `c`, which must fail.
+fn refused(c: &MetricsConfig) -> String {
+    PrometheusReporter::new("room", c).unwrap_err().to_string()
+}
+
+#[test]
+fn a_constant_label_named_like_a_metric_label_is_refused() {
+    for label in ["route", "status", "type", "code"] {
+        let mut c = config();
+        c.const_labels.insert(label.into(), "x".into());
+        let e = refused(&c);
+        assert!(e.contains(&format!("{label:?}")), "{e}");
+        assert!(e.contains("pitaya.metrics.constlabels"), "{e}");
+    }
+}
+
+#[test]
+fn constant_labels_the_reporter_sets_are_refused() {
+    for label in ["game", "serverType"] {
+        let mut c = config();
+        c.const_labels.insert(label.into(), "x".into());
+        let e = refused(&c);
+        assert!(
+            e.contains(&format!("pitaya.metrics.constlabels {label:?}")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn an_additional_label_equal_to_a_constant_label_is_refused() {
+    for label in ["game", "serverType", "region"] {
+        let mut c = config();
+        c.additional_labels.insert(label.into(), "x".into());
+        let e = refused(&c);
+        assert!(
+            e.contains(&format!("pitaya.metrics.additionallabels {label:?}")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn label_names_prometheus_reserves_are_refused() {
+    for label in ["__name__", "__x", "le", "quantile"] {
+        let mut c = config();
+        c.const_labels.insert(label.into(), "x".into());
+        assert!(refused(&c).contains(&format!("{label:?}")));
+
+        let mut c = config();
+        c.additional_labels.insert(label.into(), "x".into());
+        assert!(refused(&c).contains(&format!("{label:?}")));
+    }
+}
+
+#[test]
+fn a_custom_metric_label_equal_to_a_constant_label_is_refused() {
+    let mut c = config();
+    c.custom.counters.push(CustomMetric {
+        subsystem: "shop".into(),
+        name: "sales".into(),
+        labels: vec!["region".into()],
+        ..CustomMetric::default()
+    });
+    let e = refused(&c);
+    assert!(
+        e.contains("pitaya_shop_sales") && e.contains("\"region\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn labels_that_clash_with_nothing_are_accepted_and_scraped_once() {
+    let mut c = config();
+    c.additional_labels.insert("shard".into(), "1".into());
+    let r = PrometheusReporter::new("room", &c).unwrap();
+    r.report_gauge(CONNECTED_CLIENTS, &[], 1.0).unwrap();
+    let text = r.render();
+    let line = lines(&text, "pitaya_acceptor_connected_clients{")[0];
+    for label in ["game=", "serverType=", "region=", "shard="] {
+        assert_eq!(line.matches(label).count(), 1, "{line}");
+    }
+}

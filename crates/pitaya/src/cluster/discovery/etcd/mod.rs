@@ -14,6 +14,7 @@
 
 mod link;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,9 @@ struct Shared {
     servers_prefix: String,
     /// `<prefix>servers/<type>/<id>` of this server.
     own_key: String,
+    /// Whether the last link to etcd holds our record: false from a lost link until
+    /// the next re-registration.
+    registered: AtomicBool,
 }
 
 // ===== impl EtcdDiscovery =====
@@ -94,9 +98,11 @@ impl EtcdDiscovery {
             cache: ServerCache::new(me),
             servers_prefix,
             own_key,
+            registered: AtomicBool::new(false),
         });
 
         let link = connect_at_startup(&shared).await?;
+        shared.registered.store(true, Ordering::Release);
         tracing::info!(
             server_id = %shared.cache.local().id,
             key = %shared.own_key,
@@ -179,6 +185,10 @@ impl ServiceDiscovery for EtcdDiscovery {
 
     fn subscribe(&self) -> broadcast::Receiver<DiscoveryEvent> {
         self.shared.cache.subscribe()
+    }
+
+    fn is_registered(&self) -> bool {
+        self.shared.registered.load(Ordering::Acquire)
     }
 
     /// Stops following changes, revokes the lease, which deletes this
@@ -310,11 +320,13 @@ async fn run(shared: Arc<Shared>, mut link: Link, lease: Arc<Mutex<i64>>, stop: 
         };
         let Err(error) = result else { continue };
 
+        shared.registered.store(false, Ordering::Release);
         tracing::warn!(error = %error, "lost etcd; serving the cached server list meanwhile");
         let Some(new_link) = reconnect(&shared, link.lease, &stop).await else {
             return;
         };
         link = new_link;
+        shared.registered.store(true, Ordering::Release);
         *lease.lock().unwrap_or_else(PoisonError::into_inner) = link.lease;
         renew.reset();
         resync.reset();
