@@ -37,16 +37,23 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 step "cargo build"
-cargo build --workspace --quiet
+# The benchmark harness is built by its own smoke step below.
+cargo build --workspace --exclude pitaya-bench --quiet
 
 step "cargo test"
 # Compile quietly first, so the output below is the test runner's own.
 cargo test --workspace --all-features --no-run --quiet
 cargo test --workspace --all-features
 
-step "node interop check (pomelo-protocol)"
 target_dir="${CARGO_TARGET_DIR:-target}"
 if [[ $target_dir != /* ]]; then target_dir="$root/$target_dir"; fi
+
+step "benchmark smoke (one short point per scenario; ratios not judged)"
+# Same feature set as the build above, so only the bench crate itself compiles here.
+cargo build --workspace --quiet
+GOFLAGS=-buildvcs=false "$target_dir/debug/pitaya-bench" run --smoke --out "$target_dir/bench-smoke"
+
+step "node interop check (pomelo-protocol)"
 cd "$root/interop/node"
 if [[ -f package-lock.json ]]; then
     npm ci --no-audit --no-fund --loglevel=error
