@@ -105,6 +105,11 @@ impl Ctx {
         filters.is_empty() || filters.iter().any(|f| id.contains(f.as_str()))
     }
 
+    /// Returns whether the check `id` is left out by name.
+    pub(crate) fn skips(&self, id: &str) -> bool {
+        self.shared.config.skips.iter().any(|s| s == id)
+    }
+
     /// Returns the transports the target has, TCP first.
     pub(crate) fn transports(&self) -> Vec<Via> {
         let mut v = Vec::new();
@@ -208,6 +213,18 @@ mod tests {
         assert!(ctx.selects("heartbeat.idle-close"));
         assert!(ctx.selects("ids.echo"));
         assert!(!ctx.selects("ids.pipelining"));
+    }
+
+    #[test]
+    fn skips_match_whole_ids_only() {
+        let config = Config {
+            skips: vec!["malformed.route-overrun".into(), "heartbeat".into()],
+            ..Config::default()
+        };
+        let ctx = Ctx::new(config);
+        assert!(ctx.skips("malformed.route-overrun"));
+        assert!(!ctx.skips("heartbeat.idle-close"));
+        assert!(!ctx.skips("malformed.route-code"));
     }
 
     #[test]

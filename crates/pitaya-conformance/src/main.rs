@@ -34,6 +34,9 @@ struct Args {
     /// Run only the checks whose id contains this; repeat for more.
     #[arg(long, value_name = "TEXT")]
     filter: Vec<String>,
+    /// Leave out the check with this exact id (reported as skipped); repeat for more.
+    #[arg(long, value_name = "ID")]
+    skip: Vec<String>,
     /// Print the checks and what each expects, then exit.
     #[arg(long)]
     list: bool,
@@ -49,6 +52,16 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
+    // A mistyped id would silently run the check it meant to leave out.
+    let ids: Vec<_> = pitaya_conformance::checks()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if let Some(unknown) = args.skip.iter().find(|s| !ids.contains(&s.as_str())) {
+        eprintln!("pitaya-conformance: --skip {unknown}: no such check (see --list)");
+        return ExitCode::from(2);
+    }
+
     let config = Config {
         tcp: args.tcp,
         ws: args.ws,
@@ -56,6 +69,7 @@ async fn main() -> ExitCode {
         timeout: args.timeout,
         max_packet_size: args.max_packet_size,
         filters: args.filter,
+        skips: args.skip,
     };
     let report = pitaya_conformance::run(config, |result| {
         println!("{result}");

@@ -121,3 +121,32 @@ async fn binary_refuses_a_filter_that_selects_nothing() {
     let out = binary(&["--tcp", &server.addr, "--filter", "no.such.check"]).await;
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_reports_a_skipped_failing_check_as_skipped_and_exits_zero() {
+    let server = WrongServer::start().await;
+    let args = [
+        "--tcp",
+        &server.addr,
+        "--filter",
+        "ids.echo",
+        "--skip",
+        "ids.echo",
+    ];
+    let out = binary(&args).await;
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].starts_with("SKIP  ids.echo "), "{stdout}");
+    assert!(lines[0].ends_with("left out by --skip"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_refuses_to_skip_a_check_that_does_not_exist() {
+    let server = WrongServer::start().await;
+    let out = binary(&["--tcp", &server.addr, "--skip", "ids.ech"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--skip ids.ech"));
+}

@@ -2,6 +2,8 @@
 //! or gRPC between the servers.
 #![allow(dead_code)]
 
+pub(crate) mod go;
+
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -41,6 +43,11 @@ impl Infra {
             nats: None,
             etcd: EtcdServer::start().expect("etcd starts"),
         }
+    }
+
+    /// Returns the URL of NATS, or `None` when the servers talk gRPC.
+    pub(crate) fn nats_url(&self) -> Option<String> {
+        self.nats.as_ref().map(NatsServer::url)
     }
 
     /// Returns the NATS server of a NATS cluster.
@@ -89,6 +96,15 @@ impl Infra {
         env
     }
 
+    /// Returns the JSON record of server `id` of `server_type` in etcd, if any.
+    pub(crate) async fn record(&self, server_type: &str, id: &str) -> Option<Value> {
+        let mut client = Client::connect([self.etcd.endpoint()], None).await.ok()?;
+        let key = format!("pitaya/servers/{server_type}/{id}");
+        let resp = client.get(key.as_str(), None).await.ok()?;
+        let kv = resp.kvs().first()?;
+        serde_json::from_slice(kv.value()).ok()
+    }
+
     /// Returns the ids of the servers of `server_type` registered in etcd.
     pub(crate) async fn registered(&self, server_type: &str) -> Vec<String> {
         let Ok(mut client) = Client::connect([self.etcd.endpoint()], None).await else {
@@ -130,17 +146,28 @@ impl Proc {
 
     /// Returns a process started with `env` on top of the cluster's environment.
     pub(crate) fn start_env(infra: &Infra, args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cluster-chat"))
+        Proc::start_program(env!("CARGO_BIN_EXE_cluster-chat"), infra, args, env)
+    }
+
+    /// Returns `program` (a `cluster-chat` or a Go `go-cluster`) started with `env` on
+    /// top of the cluster's environment.
+    pub(crate) fn start_program(
+        program: &str,
+        infra: &Infra,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let mut child = Command::new(program)
             .args(args)
             .envs(infra.env())
-            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("cluster-chat starts");
+            .unwrap_or_else(|e| panic!("{program} does not start: {e}"));
         let (tx, lines) = mpsc::unbounded_channel();
         forward(child.stdout.take().expect("piped stdout"), tx.clone());
         forward(child.stderr.take().expect("piped stderr"), tx);
