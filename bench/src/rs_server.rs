@@ -132,6 +132,13 @@ pub(crate) async fn run(args: ServerArgs) -> Result<(), Box<dyn std::error::Erro
         Role::Standalone => App::builder("bench")
             .config(config)
             .register(component())
+            // A member leaves with its session, as the baseline's do, so a point's
+            // broadcasts reach only its own clients.
+            .on_session_close(|app, session| async move {
+                if let Some(uid) = session.uid() {
+                    let _ = app.groups().remove_member(GROUP, &uid).await;
+                }
+            })
             .acceptor(TcpAcceptor::bind(args.tcp).await?)
             .acceptor(WsAcceptor::bind(args.ws).await?)
             .build()?,

@@ -83,6 +83,14 @@ func (b *Bench) Join(ctx context.Context, msg *Join) (*Done, error) {
 	if err := pitaya.GroupAddMember(ctx, group, msg.UID); err != nil {
 		return nil, pitaya.Error(err, "PIT-500")
 	}
+	// A member leaves with its session, as the baseline's do, so a point's broadcasts
+	// reach only its own clients and the next point's clients can join.
+	uid := msg.UID
+	if err := s.OnClose(func() {
+		_ = pitaya.GroupRemoveMember(context.Background(), group, uid)
+	}); err != nil {
+		return nil, pitaya.Error(err, "PIT-500")
+	}
 	return &Done{}, nil
 }
 

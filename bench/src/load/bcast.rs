@@ -156,9 +156,13 @@ async fn drained(seen: &Deliveries, sent: u64) -> bool {
 }
 
 /// Joins member `i` to the group.
+///
+/// The uid carries this process's id: the members of an earlier point leave the group
+/// when their sessions close, and the same uid joining again before that would be
+/// refused, or removed by the late leave.
 async fn join(conn: &mut Conn, i: usize) -> io::Result<()> {
     let mut out = BytesMut::new();
-    let body = format!(r#"{{"uid":"m{i}"}}"#);
+    let body = format!(r#"{{"uid":"m{}-{i}"}}"#, std::process::id());
     wire::put_routed(&mut out, KIND_REQUEST, 1, JOIN.as_bytes(), body.as_bytes());
     conn.send(&out).await?;
     loop {
