@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite the way CI does: lint, build, Rust tests, Node interop check,
-# browser check, Go Pitaya interop (needs `go`; its modules come from the Go proxy).
+# Runs the whole test suite the way CI does: lint, build, Rust tests, benchmark smoke, Node
+# interop check, browser check, Go Pitaya interop (needs `go`; its modules come from the Go
+# proxy).
 #
 # Installs what the suite needs on a fresh Debian machine first: the nats-server and
 # etcd-server packages (cluster tests start their own instances on free ports), chromium
@@ -39,7 +40,8 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 step "cargo build"
-cargo build --workspace --quiet
+# The benchmark harness is built by its own smoke step below.
+cargo build --workspace --exclude pitaya-bench --quiet
 
 target_dir="${CARGO_TARGET_DIR:-target}"
 if [[ $target_dir != /* ]]; then target_dir="$root/$target_dir"; fi
@@ -63,6 +65,14 @@ step "cargo test"
 # Compile quietly first, so the output below is the test runner's own.
 cargo test --workspace --all-features --no-run --quiet
 cargo test --workspace --all-features
+
+step "benchmark smoke (one short point per scenario; ratios not judged)"
+# Same feature set as the build above, so only the bench crate itself compiles here.
+cargo build --workspace --quiet
+bench_servers=baseline,rs,go
+if [[ ${GO_CLUSTER_SKIP:-} == 1 ]]; then bench_servers=baseline,rs; fi
+GOFLAGS=-buildvcs=false "$target_dir/debug/pitaya-bench" run --smoke \
+    --servers "$bench_servers" --out "$target_dir/bench-smoke"
 
 step "node interop check (pomelo-protocol)"
 cd "$root/interop/node"

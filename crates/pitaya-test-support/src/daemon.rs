@@ -121,6 +121,11 @@ impl Daemon {
         }
     }
 
+    /// Returns the process id while the process runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Returns whether the process is running.
     pub(crate) fn is_running(&mut self) -> bool {
         match &mut self.child {

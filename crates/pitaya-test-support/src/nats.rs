@@ -78,6 +78,12 @@ impl NatsServer {
         self.daemon.stop();
     }
 
+    /// Returns the server's process id while it runs, for benchmarks that read its CPU
+    /// time from `/proc`.
+    pub fn pid(&self) -> Option<u32> {
+        self.daemon.pid()
+    }
+
     /// Returns whether the server process is running.
     pub fn is_running(&mut self) -> bool {
         self.daemon.is_running()

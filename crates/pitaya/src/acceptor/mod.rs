@@ -40,7 +40,7 @@ mod tls;
 #[cfg(feature = "ws")]
 mod ws;
 
-pub(crate) use conn_limit::ConnectionLimit;
+pub(crate) use conn_limit::{ConnectionLimit, ConnectionSlot};
 #[cfg(feature = "tls")]
 pub(crate) use framed::framed_conn;
 pub(crate) use proxy_protocol::is_proxy_header_error;

@@ -27,11 +27,18 @@ use super::listener::Listener;
 use super::TlsConfig;
 use super::{invalid_data, Acceptor, Incoming, PacketConn};
 
-/// Read and write buffer per connection, in bytes, as Go Pitaya's upgrader uses.
+/// Read buffer per connection, in bytes, and the most read from the socket at once.
 ///
-/// tungstenite allocates its read buffer up front, 128 KiB by default: too much for a
-/// server holding many idle clients.
-const BUFFER_SIZE: usize = 4 * 1024;
+/// tungstenite allocates it up front and keeps it for the life of the connection, 128
+/// KiB by default: too much for a server holding many idle clients. Game messages are
+/// mostly far below 1 KiB; a larger one still arrives whole, the buffer grows to hold
+/// it, only in more reads.
+const READ_BUFFER_SIZE: usize = 1024;
+
+/// Bytes of queued frames past which tungstenite writes without waiting for a flush.
+///
+/// Not an allocation: the write buffer grows with what is queued.
+const WRITE_BUFFER_SIZE: usize = 4 * 1024;
 
 /// Acceptor for Pitaya clients over WebSocket (`ws`), or WebSocket over TLS (`wss`).
 ///
@@ -118,8 +125,8 @@ where
     // A message is one packet, so the largest message is the largest packet.
     let max_message = max_packet_size.min(MAX_BODY_LEN) + HEADER_LEN;
     let config = WebSocketConfig::default()
-        .read_buffer_size(BUFFER_SIZE)
-        .write_buffer_size(BUFFER_SIZE)
+        .read_buffer_size(READ_BUFFER_SIZE)
+        .write_buffer_size(WRITE_BUFFER_SIZE)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
     let ws = if check_origin {

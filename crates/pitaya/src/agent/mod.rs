@@ -23,7 +23,9 @@ use std::panic::AssertUnwindSafe;
 use futures_util::{FutureExt, SinkExt};
 use tracing::Instrument;
 
-use crate::acceptor::{is_proxy_header_error, Incoming, PacketConn};
+use crate::acceptor::{
+    is_proxy_header_error, ConnectionSlot, Incoming, PacketConn, PacketSink, PacketStream,
+};
 use crate::session::{write_queue, QueueReceiver, Session};
 use crate::AppHandle;
 
@@ -78,6 +80,8 @@ pub(crate) async fn serve(
     incoming: Incoming,
     remote: SocketAddr,
     transport: &'static str,
+    // Held until the connection is over, then given back to the connection limit.
+    _slot: ConnectionSlot,
 ) {
     let cfg = app.config();
     let conn = match tokio::time::timeout(cfg.conn.handshake_timeout, incoming).await {
@@ -108,33 +112,35 @@ pub(crate) async fn serve(
     let session = app.pool().create(remote, tx);
     app.metrics().connected_clients(app.pool().len());
     let span = tracing::info_span!("conn", session_id = session.id(), remote = %remote, transport);
-    run(app, session, conn, rx).instrument(span).await;
+    let PacketConn { stream, sink, .. } = conn;
+    run(app, session, stream, sink, rx).instrument(span).await;
 }
 
-async fn run(app: AppHandle, session: Session, conn: PacketConn, rx: QueueReceiver) {
+async fn run(
+    app: AppHandle,
+    session: Session,
+    stream: PacketStream,
+    mut sink: PacketSink,
+    rx: QueueReceiver,
+) {
     tracing::info!(target: "pitaya::connection", "connection opened");
     let cfg = app.config();
-    let PacketConn {
-        stream, mut sink, ..
-    } = conn;
-    let io = async {
-        let read = reader::read_loop(&app, &session, stream);
-        let timeout = cfg.buffer.agent.conn_timeout;
-        let write = writer::write_loop(&session, &mut sink, rx, timeout, app.metrics());
-        tokio::select! {
-            r = read => r,
-            r = write => r,
-        }
-    };
     // Whatever happens in there, the session below is closed and its callbacks run:
-    // a panic must not leave a member in its groups or a uid in the index.
-    let reason = AssertUnwindSafe(io)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!("connection task panicked");
-            CloseReason::Panicked
-        });
+    // a panic must not leave a member in its groups or a uid in the index. The future
+    // is built in place, not bound to a local first, so it is not stored twice.
+    let reason = AssertUnwindSafe(async {
+        let timeout = cfg.buffer.agent.conn_timeout;
+        tokio::select! {
+            r = reader::read_loop(&app, &session, stream) => r,
+            r = writer::write_loop(&session, &mut sink, rx, timeout, app.metrics()) => r,
+        }
+    })
+    .catch_unwind()
+    .await
+    .unwrap_or_else(|_| {
+        tracing::error!("connection task panicked");
+        CloseReason::Panicked
+    });
 
     app.pool().mark_closed(&session);
     app.metrics().connected_clients(app.pool().len());

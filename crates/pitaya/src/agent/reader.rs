@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use pitaya_protocol::{HandshakeRequest, Message, MessageType, Packet, PacketType};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{interval_at, sleep, Instant, MissedTickBehavior};
+use tokio::time::{sleep_until, Instant};
 
 use super::CloseReason;
 use crate::acceptor::PacketStream;
@@ -31,33 +32,51 @@ pub(super) async fn read_loop(
 ) -> CloseReason {
     let cfg = app.config();
     let interval = cfg.heartbeat.interval;
-    let mut heartbeat = interval_at(Instant::now() + interval, interval);
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let handshake_deadline = sleep(cfg.conn.handshake_timeout);
-    tokio::pin!(handshake_deadline);
+    // One timer serves the handshake deadline and the heartbeats: it lives in this
+    // future for the whole connection, and a second one would cost every idle session.
+    let mut next_beat = Instant::now() + interval;
+    let mut handshake_by = Some(Instant::now() + cfg.conn.handshake_timeout);
+    let timer = sleep_until(earliest(next_beat, handshake_by));
+    tokio::pin!(timer);
 
     let mut state = State::Start;
-    let mut handshake_done = false;
     let mut last_seen = Instant::now();
     // Requests of this connection running at once; when all are taken we stop reading,
     // so a flooding client is slowed down by its own backlog, not by everyone's memory.
     let in_flight = Arc::new(Semaphore::new(cfg.buffer.handler.local_process.max(1)));
     let mut permit: Option<OwnedSemaphorePermit> = None;
+    // Boxed and made only when every permit is taken: a wait kept inline would sit in
+    // every idle connection's future.
+    let mut waiting: Option<BoxFuture<'static, Option<OwnedSemaphorePermit>>> = None;
     // Once the app shuts down we take no new packets, so the requests in flight can
     // finish without clients adding more; the session is closed after them.
     let mut draining = false;
 
     loop {
+        if permit.is_none() && waiting.is_none() && !draining {
+            match in_flight.clone().try_acquire_owned() {
+                Ok(p) => permit = Some(p),
+                Err(_) => waiting = Some(in_flight.clone().acquire_owned().map(Result::ok).boxed()),
+            }
+        }
         tokio::select! {
             biased;
             _ = session.closing().cancelled() => return CloseReason::ByServer,
             _ = app.shutting_down(), if !draining => {
                 draining = true;
             }
-            _ = &mut handshake_deadline, if !handshake_done => {
-                return CloseReason::HandshakeTimeout;
-            }
-            _ = heartbeat.tick() => {
+            () = &mut timer => {
+                let now = Instant::now();
+                if handshake_by.is_some_and(|by| now >= by) {
+                    return CloseReason::HandshakeTimeout;
+                }
+                if now < next_beat {
+                    timer.as_mut().reset(earliest(next_beat, handshake_by));
+                    continue;
+                }
+                // A late beat pushes the next ones back rather than bunching them.
+                next_beat = now + interval;
+                timer.as_mut().reset(earliest(next_beat, handshake_by));
                 if permit.is_none() || draining {
                     // We are not reading because our own handlers are busy: the silence is
                     // ours, not the client's.
@@ -69,8 +88,9 @@ pub(super) async fn read_loop(
                 }
                 session.try_send_packet(Bytes::from_static(HEARTBEAT));
             }
-            p = in_flight.clone().acquire_owned(), if permit.is_none() && !draining => {
-                permit = p.ok();
+            p = wait_permit(&mut waiting), if waiting.is_some() && !draining => {
+                permit = p;
+                waiting = None;
             }
             item = stream.next(), if permit.is_some() && !draining => {
                 let packet = match item {
@@ -85,7 +105,9 @@ pub(super) async fn read_loop(
                 last_seen = Instant::now();
                 match packet.kind {
                     PacketType::Handshake => {
-                        if let Err(reason) = handshake(app, session, &packet).await {
+                        // Boxed: inline, its state would stay in every connection's
+                        // future long after the one handshake that needs it.
+                        if let Err(reason) = Box::pin(handshake(app, session, &packet)).await {
                             return reason;
                         }
                         state = State::Handshake;
@@ -98,7 +120,9 @@ pub(super) async fn read_loop(
                             return CloseReason::Protocol("handshake ack before handshake".into());
                         }
                         state = State::Working;
-                        handshake_done = true;
+                        if handshake_by.take().is_some() {
+                            timer.as_mut().reset(next_beat);
+                        }
                     }
                     PacketType::Heartbeat => {}
                     PacketType::Data => {
@@ -180,5 +204,20 @@ async fn handshake(app: &AppHandle, session: &Session, packet: &Packet) -> Resul
             }
             Err(CloseReason::HandshakeRejected(why))
         }
+    }
+}
+
+/// Returns the earlier of the next heartbeat and the handshake deadline, if any.
+fn earliest(next_beat: Instant, handshake_by: Option<Instant>) -> Instant {
+    handshake_by.map_or(next_beat, |by| by.min(next_beat))
+}
+
+/// Returns the permit `waiting` waits for; never completes while it waits for none.
+async fn wait_permit(
+    waiting: &mut Option<BoxFuture<'static, Option<OwnedSemaphorePermit>>>,
+) -> Option<OwnedSemaphorePermit> {
+    match waiting {
+        Some(wait) => wait.await,
+        None => std::future::pending().await,
     }
 }

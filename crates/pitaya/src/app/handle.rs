@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use pitaya_protocol::{HandshakeRequest, Message};
 use pitaya_protos::Push;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::TaskTracker;
 
 use super::cluster::ClusterLink;
@@ -253,8 +253,10 @@ impl AppHandle {
     }
 
     /// Completes once shutdown has started.
-    pub(crate) async fn shutting_down(&self) {
-        self.shared.shutdown.cancelled().await;
+    // A plain function rather than an `async fn`: every connection keeps this future in
+    // its read loop, and the wrapper would add to each.
+    pub(crate) fn shutting_down(&self) -> WaitForCancellationFuture<'_> {
+        self.shared.shutdown.cancelled()
     }
 
     pub(crate) fn pool(&self) -> &Arc<Pool> {

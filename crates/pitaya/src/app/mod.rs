@@ -243,11 +243,11 @@ async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>, limit: 
                 let Some(slot) = limit.admit(remote, transport) else {
                     continue;
                 };
-                let conn = agent::serve(app.clone(), incoming, remote, transport);
-                app.shared.conns.spawn(async move {
-                    conn.await;
-                    drop(slot);
-                });
+                // The agent's future goes to the task as it is: wrapped in an `async`
+                // block it would be stored twice, as the captured value and while
+                // awaited, doubling the memory of every idle connection.
+                let conn = agent::serve(app.clone(), incoming, remote, transport, slot);
+                app.shared.conns.spawn(conn);
             }
             Err(e) => {
                 // Out of file descriptors and the like: say so, back off a little, go on.

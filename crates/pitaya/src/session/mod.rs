@@ -18,10 +18,11 @@ use pitaya_protocol::{HandshakeRequest, Message};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio_util::sync::CancellationToken;
 
 use crate::serialize::{IntoBody, SerializeError};
 
+mod closing;
+mod data;
 mod pool;
 mod queue;
 mod remote;
@@ -90,10 +91,10 @@ struct Inner {
     id: u64,
     remote_addr: SocketAddr,
     uid: RwLock<Option<Arc<str>>>,
-    data: Mutex<Map<String, Value>>,
+    data: Mutex<data::Data>,
     handshake: Mutex<Option<Arc<HandshakeRequest>>>,
     link: Link,
-    closing: CancellationToken,
+    closing: closing::Closing,
     closed: AtomicBool,
     on_close: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     wire: Arc<Wire>,
@@ -105,7 +106,8 @@ enum Link {
     /// A frontend session: the sending side of the connection's write queue.
     Local(QueueSender),
     /// A backend's copy of a frontend session (spec 6.4).
-    Remote(Origin),
+    // Boxed: every frontend session is `Local`, and would pay for the larger variant.
+    Remote(Box<Origin>),
 }
 
 // Poisoning only says another thread panicked while holding the lock; the data it
@@ -137,10 +139,10 @@ impl Session {
                 id,
                 remote_addr,
                 uid: RwLock::new(None),
-                data: Mutex::new(Map::new()),
+                data: Mutex::new(data::Data::default()),
                 handshake: Mutex::new(None),
                 link,
-                closing: CancellationToken::new(),
+                closing: closing::Closing::default(),
                 closed: AtomicBool::new(false),
                 on_close: Mutex::new(Vec::new()),
                 wire,
@@ -227,7 +229,7 @@ impl Session {
 
     /// Returns whether `key` is in the session data.
     pub fn contains_key(&self, key: &str) -> bool {
-        lock(&self.inner.data).contains_key(key)
+        lock(&self.inner.data).get(key).is_some()
     }
 
     /// Removes `key` from the session data, returning its value.
@@ -237,12 +239,12 @@ impl Session {
 
     /// Replaces the whole session data (`sys.pushsession` from a backend).
     pub(crate) fn replace_data(&self, data: Map<String, Value>) {
-        *lock(&self.inner.data) = data;
+        *lock(&self.inner.data) = data.into();
     }
 
     /// Returns a copy of the whole session data.
     pub fn data(&self) -> Map<String, Value> {
-        lock(&self.inner.data).clone()
+        lock(&self.inner.data).to_map()
     }
 
     /// Binds the session to `uid` (spec 10.2).
@@ -403,7 +405,7 @@ impl Session {
         !self.inner.closed.swap(true, Ordering::SeqCst)
     }
 
-    pub(crate) fn closing(&self) -> &CancellationToken {
+    pub(crate) fn closing(&self) -> &closing::Closing {
         &self.inner.closing
     }
 

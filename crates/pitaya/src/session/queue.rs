@@ -5,14 +5,23 @@
 //! queue does. A broadcast cannot wait on one member without holding up every other
 //! one, so fan-out sends take a slot when there is one and otherwise go over the bound,
 //! up to [`OVERFLOW_FACTOR`] times it; a client that lets that much pile up is too
-//! slow, and its session is closed. Everything travels through one channel, so the
+//! slow, and its session is closed. Everything travels through one queue, so the
 //! order of what one producer sends is kept either way.
+//!
+//! The queue is a locked `VecDeque` rather than a channel because most sessions are
+//! idle most of the time: a tokio channel allocates a block of 32 slots and its
+//! cache-padded state up front, nearly 2 KB per session, where an empty `VecDeque`
+//! holds nothing and its buffer is let go whenever the writer empties it.
 
+use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Semaphore, TryAcquireError};
+use futures_util::task::AtomicWaker;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use super::Outbound;
 
@@ -42,54 +51,80 @@ pub(crate) enum QueueError {
     Full,
 }
 
+#[derive(Debug, Default)]
+struct Entries {
+    items: VecDeque<Entry>,
+    /// The sender is gone: once `items` is empty, nothing more will come.
+    sender_gone: bool,
+    /// The receiver is gone: pushes fail.
+    receiver_gone: bool,
+}
+
+/// What both sides share: one allocation per session.
+#[derive(Debug)]
+struct Shared {
+    entries: Mutex<Entries>,
+    /// The writer waiting for an entry.
+    waker: AtomicWaker,
+    slots: Semaphore,
+    overflow: AtomicUsize,
+    max_overflow: usize,
+}
+
+impl Shared {
+    // Poisoning needs a panic while the lock is held, and no code under it panics; the
+    // deque is consistent either way.
+    fn entries(&self) -> MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// The producers' side; shared by every clone of the session.
 #[derive(Debug)]
 pub(crate) struct QueueSender {
-    tx: mpsc::UnboundedSender<Entry>,
-    slots: Arc<Semaphore>,
-    overflow: Arc<AtomicUsize>,
-    max_overflow: usize,
+    shared: Arc<Shared>,
 }
 
 /// The writer's side; dropping it closes the queue.
 #[derive(Debug)]
 pub(crate) struct QueueReceiver {
-    rx: mpsc::UnboundedReceiver<Entry>,
-    slots: Arc<Semaphore>,
-    overflow: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
 }
 
 /// Returns a queue of `bound` slots.
 pub(crate) fn write_queue(bound: usize) -> (QueueSender, QueueReceiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let slots = Arc::new(Semaphore::new(bound));
-    let overflow = Arc::new(AtomicUsize::new(0));
-    let sender = QueueSender {
-        tx,
-        slots: slots.clone(),
-        overflow: overflow.clone(),
+    let shared = Arc::new(Shared {
+        entries: Mutex::new(Entries::default()),
+        waker: AtomicWaker::new(),
+        slots: Semaphore::new(bound),
+        overflow: AtomicUsize::new(0),
         max_overflow: bound.saturating_mul(OVERFLOW_FACTOR),
-    };
+    });
     (
-        sender,
-        QueueReceiver {
-            rx,
-            slots,
-            overflow,
+        QueueSender {
+            shared: shared.clone(),
         },
+        QueueReceiver { shared },
     )
 }
 
+// ===== impl QueueSender =====
+
 impl QueueSender {
     fn push(&self, item: Outbound, credit: Credit) -> Result<(), QueueError> {
-        self.tx
-            .send(Entry { item, credit })
-            .map_err(|_| QueueError::Closed)
+        let mut entries = self.shared.entries();
+        if entries.receiver_gone {
+            return Err(QueueError::Closed);
+        }
+        entries.items.push_back(Entry { item, credit });
+        drop(entries);
+        self.shared.waker.wake();
+        Ok(())
     }
 
     /// Queues `item`, waiting up to `wait` for a slot.
     pub(crate) async fn send(&self, item: Outbound, wait: Duration) -> Result<(), QueueError> {
-        match tokio::time::timeout(wait, self.slots.acquire()).await {
+        match tokio::time::timeout(wait, self.shared.slots.acquire()).await {
             Ok(Ok(slot)) => slot.forget(),
             Ok(Err(_)) => return Err(QueueError::Closed),
             Err(_) => return Err(QueueError::Full),
@@ -99,7 +134,7 @@ impl QueueSender {
 
     /// Takes a free slot: `Ok(false)` when there is none.
     fn take_slot(&self) -> Result<bool, QueueError> {
-        match self.slots.try_acquire() {
+        match self.shared.slots.try_acquire() {
             Ok(slot) => {
                 slot.forget();
                 Ok(true)
@@ -122,8 +157,9 @@ impl QueueSender {
         if self.take_slot()? {
             return self.push(item, Credit::Slot);
         }
-        if self.overflow.fetch_add(1, Ordering::AcqRel) >= self.max_overflow {
-            self.overflow.fetch_sub(1, Ordering::AcqRel);
+        let overflow = &self.shared.overflow;
+        if overflow.fetch_add(1, Ordering::AcqRel) >= self.shared.max_overflow {
+            overflow.fetch_sub(1, Ordering::AcqRel);
             return Err(QueueError::Full);
         }
         self.push(item, Credit::Overflow)
@@ -135,44 +171,81 @@ impl QueueSender {
     }
 }
 
+impl Drop for QueueSender {
+    fn drop(&mut self) {
+        self.shared.entries().sender_gone = true;
+        self.shared.waker.wake();
+    }
+}
+
+// ===== impl QueueReceiver =====
+
 impl QueueReceiver {
     fn release(&self, entry: Entry) -> Outbound {
         match entry.credit {
-            Credit::Slot => self.slots.add_permits(1),
+            Credit::Slot => self.shared.slots.add_permits(1),
             Credit::Overflow => {
-                self.overflow.fetch_sub(1, Ordering::AcqRel);
+                self.shared.overflow.fetch_sub(1, Ordering::AcqRel);
             }
             Credit::Free => {}
         }
         entry.item
     }
 
-    /// Returns the next item; `None` once every sender is gone.
+    /// Pops the next entry; an emptied deque lets its buffer go.
+    fn pop(entries: &mut Entries) -> Option<Entry> {
+        let entry = entries.items.pop_front()?;
+        if entries.items.is_empty() {
+            entries.items = VecDeque::new();
+        }
+        Some(entry)
+    }
+
+    /// Returns the next item; `None` once the sender is gone and everything it queued
+    /// was taken.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe.
+    /// Cancel safe: an entry is taken only in the poll that returns it.
     pub(crate) async fn recv(&mut self) -> Option<Outbound> {
-        let entry = self.rx.recv().await?;
+        let entry = poll_fn(|cx| {
+            // Registered before looking, so a push between the look and the return of
+            // `Pending` still wakes us.
+            self.shared.waker.register(cx.waker());
+            let mut entries = self.shared.entries();
+            match Self::pop(&mut entries) {
+                Some(entry) => Poll::Ready(Some(entry)),
+                None if entries.sender_gone => Poll::Ready(None),
+                None => Poll::Pending,
+            }
+        })
+        .await?;
         Some(self.release(entry))
     }
 
     /// Returns how many more items the bounded producers may queue now.
     pub(crate) fn free_slots(&self) -> usize {
-        self.slots.available_permits()
+        self.shared.slots.available_permits()
     }
 
     /// Returns the next item if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<Outbound> {
-        let entry = self.rx.try_recv().ok()?;
+        let entry = Self::pop(&mut self.shared.entries())?;
         Some(self.release(entry))
     }
 }
 
 impl Drop for QueueReceiver {
     fn drop(&mut self) {
-        // Producers waiting for a slot learn at once that nobody will free one.
-        self.slots.close();
+        // Producers waiting for a slot learn at once that nobody will free one, and what
+        // was queued goes now rather than with the last clone of the session.
+        self.shared.slots.close();
+        let queued = {
+            let mut entries = self.shared.entries();
+            entries.receiver_gone = true;
+            std::mem::take(&mut entries.items)
+        };
+        drop(queued);
     }
 }
 
@@ -236,5 +309,33 @@ mod tests {
             tokio::spawn(async move { tx.send(packet(2), Duration::from_secs(60)).await });
         drop(rx);
         assert_eq!(waiting.await.unwrap(), Err(QueueError::Closed));
+    }
+
+    #[tokio::test]
+    async fn an_idle_queue_holds_no_buffer() {
+        let (tx, mut rx) = write_queue(4);
+        let capacity = |rx: &QueueReceiver| rx.shared.entries().items.capacity();
+        assert_eq!(capacity(&rx), 0);
+        tx.try_send(packet(1)).unwrap();
+        tx.try_send(packet(2)).unwrap();
+        assert!(capacity(&rx) > 0);
+
+        assert_eq!(byte(rx.recv().await), 1);
+        assert!(capacity(&rx) > 0, "one entry is still queued");
+        assert_eq!(byte(rx.try_recv()), 2);
+        assert_eq!(capacity(&rx), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_wakes_for_a_push_and_ends_after_the_sender() {
+        let (tx, mut rx) = write_queue(4);
+        let writer = tokio::spawn(async move {
+            let first = byte(rx.recv().await);
+            (first, rx.recv().await.is_none())
+        });
+        tokio::task::yield_now().await;
+        tx.try_send(packet(7)).unwrap();
+        drop(tx);
+        assert_eq!(writer.await.unwrap(), (7, true));
     }
 }

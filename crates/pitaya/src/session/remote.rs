@@ -37,12 +37,17 @@ impl Pool {
         let id = self.next_session_id();
         let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         let wire = self.wire().clone();
-        let session =
-            Session::with_link(id, addr, Link::Remote(origin), wire, Arc::downgrade(self));
+        let session = Session::with_link(
+            id,
+            addr,
+            Link::Remote(Box::new(origin)),
+            wire,
+            Arc::downgrade(self),
+        );
         if !uid.is_empty() {
             session.set_uid(Some(uid.into()));
         }
-        *super::lock(&session.inner.data) = data;
+        *super::lock(&session.inner.data) = data.into();
         session
     }
 }
