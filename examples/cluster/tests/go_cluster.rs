@@ -2,7 +2,8 @@
 //! servers, over a real etcd and either a real NATS or gRPC: chat in both directions,
 //! discovery both ways, rooms of both kinds at once.
 //!
-//! Skipped (with a message) unless `GO_CLUSTER_BIN` names the Go binary.
+//! Ignored by a plain `cargo test`: they need `GO_CLUSTER_BIN`, the Go binary, and run
+//! with `-- --ignored` (`scripts/test.sh` builds the binary and runs them).
 
 mod support;
 
@@ -101,8 +102,9 @@ async fn members_seen_by(mut c: RawClient, nick: &str) -> Value {
 // ===== NATS =====
 
 #[tokio::test]
+#[ignore = "needs GO_CLUSTER_BIN, a Go Pitaya build (scripts/test.sh)"]
 async fn nats_rust_connector_chats_in_a_go_room() {
-    let Some(go) = go_bin() else { return };
+    let go = go_bin();
     let infra = Infra::start();
     // The Rust server first: it logs servers its watch adds, not those it lists at start.
     let mut connector = Connector::start_env(&infra, &[RUST_LOG]).await;
@@ -126,8 +128,9 @@ async fn nats_rust_connector_chats_in_a_go_room() {
 }
 
 #[tokio::test]
+#[ignore = "needs GO_CLUSTER_BIN, a Go Pitaya build (scripts/test.sh)"]
 async fn nats_go_connector_forwards_to_a_rust_room() {
-    let Some(go) = go_bin() else { return };
+    let go = go_bin();
     let infra = Infra::start();
     let (mut room, room_id) = rust_room(&infra).await;
     let mut connector = GoConnector::start(&go, &infra).await;
@@ -150,8 +153,9 @@ async fn nats_go_connector_forwards_to_a_rust_room() {
 }
 
 #[tokio::test]
+#[ignore = "needs GO_CLUSTER_BIN, a Go Pitaya build (scripts/test.sh)"]
 async fn nats_go_and_rust_rooms_share_one_membership() {
-    let Some(go) = go_bin() else { return };
+    let go = go_bin();
     let infra = Infra::start();
     let (mut rust_room, rust_id) = rust_room(&infra).await;
     let (mut go_room, go_id) = go_room(&go, &infra).await;
@@ -189,8 +193,9 @@ async fn nats_go_and_rust_rooms_share_one_membership() {
 }
 
 #[tokio::test]
+#[ignore = "needs GO_CLUSTER_BIN, a Go Pitaya build (scripts/test.sh)"]
 async fn nats_servers_that_stop_leave_each_others_discovery() {
-    let Some(go) = go_bin() else { return };
+    let go = go_bin();
     let infra = Infra::start();
     let mut connector = Connector::start_env(&infra, &[RUST_LOG]).await;
     let (mut rust_room, rust_id) = rust_room(&infra).await;
@@ -218,8 +223,9 @@ async fn nats_servers_that_stop_leave_each_others_discovery() {
 // ===== gRPC =====
 
 #[tokio::test]
+#[ignore = "needs GO_CLUSTER_BIN, a Go Pitaya build (scripts/test.sh)"]
 async fn grpc_rust_connector_chats_in_a_go_room() {
-    let Some(go) = go_bin() else { return };
+    let go = go_bin();
     let infra = Infra::start_grpc();
     // The Rust server first: it logs servers its watch adds, not those it lists at start.
     let mut connector = Connector::start_env(&infra, &[RUST_LOG]).await;
@@ -243,8 +249,9 @@ async fn grpc_rust_connector_chats_in_a_go_room() {
 }
 
 #[tokio::test]
+#[ignore = "needs GO_CLUSTER_BIN, a Go Pitaya build (scripts/test.sh)"]
 async fn grpc_go_connector_forwards_to_a_rust_room() {
-    let Some(go) = go_bin() else { return };
+    let go = go_bin();
     let infra = Infra::start_grpc();
     let (mut room, room_id) = rust_room(&infra).await;
     let mut connector = GoConnector::start(&go, &infra).await;
@@ -305,13 +312,15 @@ async fn two_connectors_two_rooms(go: &str, infra: &Infra) {
 }
 
 #[tokio::test]
+#[ignore = "needs GO_CLUSTER_BIN, a Go Pitaya build (scripts/test.sh)"]
 async fn nats_members_on_go_and_rust_connectors_chat_through_go_and_rust_rooms() {
-    let Some(go) = go_bin() else { return };
+    let go = go_bin();
     two_connectors_two_rooms(&go, &Infra::start()).await;
 }
 
 #[tokio::test]
+#[ignore = "needs GO_CLUSTER_BIN, a Go Pitaya build (scripts/test.sh)"]
 async fn grpc_members_on_go_and_rust_connectors_chat_through_go_and_rust_rooms() {
-    let Some(go) = go_bin() else { return };
+    let go = go_bin();
     two_connectors_two_rooms(&go, &Infra::start_grpc()).await;
 }

@@ -1,6 +1,6 @@
 //! Go Pitaya v1 servers (`interop/go-cluster`) and the helpers the mixed-cluster tests
 //! share. The Go binary's path comes from `GO_CLUSTER_BIN` (`scripts/test.sh` builds
-//! it); without it the tests print that they are skipped and pass.
+//! it); the tests are ignored unless asked for, and fail without it.
 
 use std::net::SocketAddr;
 
@@ -12,17 +12,14 @@ use super::{field, Connector, Infra, Proc};
 /// Rust servers log discovery changes at debug level.
 pub(crate) const RUST_LOG: (&str, &str) = ("RUST_LOG", "info,pitaya::cluster::discovery=debug");
 
-/// Returns the Go server binary, or `None` (after saying so) when it is not built.
-pub(crate) fn go_bin() -> Option<String> {
+/// Returns the Go server binary; panics, saying how to build it, when it is not given.
+pub(crate) fn go_bin() -> String {
     match std::env::var("GO_CLUSTER_BIN") {
-        Ok(path) if !path.is_empty() => Some(path),
-        _ => {
-            eprintln!(
-                "skipped: GO_CLUSTER_BIN is unset; build interop/go-cluster and point \
-                 GO_CLUSTER_BIN at the binary (scripts/test.sh does both)"
-            );
-            None
-        }
+        Ok(path) if !path.is_empty() => path,
+        _ => panic!(
+            "GO_CLUSTER_BIN is unset; build interop/go-cluster and point GO_CLUSTER_BIN at \
+             the binary (scripts/test.sh does both)"
+        ),
     }
 }
 
