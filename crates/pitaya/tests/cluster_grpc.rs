@@ -395,3 +395,66 @@ async fn a_listed_room_that_is_gone_makes_requests_go_to_another() {
         assert_eq!(got["server"], back.id());
     }
 }
+
+/// Clients of the load test: a few hundred, as the conformance suite's default.
+const MANY: usize = 300;
+
+#[tokio::test]
+async fn a_few_hundred_clients_at_once_get_every_reply_and_push_over_grpc() {
+    let etcd = etcd();
+    let (front, back) = pair(&etcd).await;
+
+    // All at once: connect, bind through the backend (a call back to the frontend
+    // and a push), then a forwarded request whose answer names the caller.
+    let clients = (0..MANY).map(|n| {
+        let front = &front;
+        async move {
+            let mut c = front.client().await;
+            c.timeout = cluster_support::WAIT;
+            let uid = format!("u{n}");
+            c.request(
+                1,
+                "room.room.join",
+                json!({ "uid": uid }).to_string().as_bytes(),
+            )
+            .await
+            .unwrap();
+            let (mut pushed, mut joined) = (None, None);
+            while pushed.is_none() || joined.is_none() {
+                let msg = c.recv_message().await.unwrap();
+                match msg.kind {
+                    MessageType::Push if msg.route == "onJoined" => pushed = Some(json(&msg)),
+                    MessageType::Response => {
+                        assert!(!msg.error, "join {uid}: {}", json(&msg));
+                        joined = Some(json(&msg));
+                    }
+                    _ => {}
+                }
+            }
+            assert_eq!(pushed.unwrap(), json!({ "uid": uid }));
+            assert_eq!(joined.unwrap(), json!({ "joined": uid }));
+            let got = ok(&mut c, 2, "room.room.echo", json!({ "n": n })).await;
+            assert_eq!(got["echo"], json!({ "n": n }));
+            assert_eq!(got["uid"], uid.as_str());
+            (c, uid)
+        }
+    });
+    let (mut clients, uids): (Vec<_>, Vec<_>) = futures_util::future::join_all(clients)
+        .await
+        .into_iter()
+        .unzip();
+
+    // One push to all of them by uid, found through the binding storage.
+    let failed = back
+        .handle
+        .push_to_users("onAll", json!("everyone"), &uids, "connector")
+        .await
+        .unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    let pushes = clients
+        .iter_mut()
+        .map(|c| async { json(&c.recv_push("onAll").await.unwrap()) });
+    for got in futures_util::future::join_all(pushes).await {
+        assert_eq!(got, json!("everyone"));
+    }
+}

@@ -85,3 +85,46 @@ async fn a_killed_room_is_skipped_and_then_dropped() {
     let mut c = connector.tcp_client().await;
     member(&mut c, "late").await;
 }
+
+/// Clients of the load test; the conformance suite's default.
+const MANY: usize = 300;
+
+#[tokio::test]
+async fn a_few_hundred_members_join_at_once_and_all_get_a_message() {
+    let infra = Infra::start_grpc();
+    let (_r1, _) = room(&infra).await;
+    let (_r2, _) = room(&infra).await;
+    let connector = Connector::start(&infra).await;
+    rooms_registered(&infra, 2).await;
+
+    // Every member joins at the same time; each join pushes onNewUser to all the
+    // members before it, through the binding storage.
+    let joins = (0..MANY).map(|n| {
+        let connector = &connector;
+        async move {
+            let mut c = if n % 2 == 0 {
+                connector.tcp_client().await
+            } else {
+                connector.ws_client().await
+            };
+            // Slow reads are the machine's, not the server's fault: the bound is WAIT.
+            c.timeout = support::WAIT;
+            member(&mut c, &format!("m{n}")).await;
+            c
+        }
+    });
+    let mut members = futures_util::future::join_all(joins).await;
+
+    let msg = json!({ "name": "m0", "content": "to everyone" });
+    members[0]
+        .notify("room.room.message", msg.to_string().as_bytes())
+        .await
+        .unwrap();
+    let got = members.iter_mut().map(|c| async {
+        let push = c.recv_push("onMessage").await.unwrap();
+        json(&push)
+    });
+    for body in futures_util::future::join_all(got).await {
+        assert_eq!(body, msg);
+    }
+}

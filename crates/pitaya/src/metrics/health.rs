@@ -23,6 +23,9 @@ pub struct Health {
     pub registered: bool,
     /// Whether the app takes client connections (frontends) and calls (cluster).
     pub serving: bool,
+    /// Whether the app is draining sessions before a shutdown (spec 14.6): it accepts
+    /// no new client and waits for the connected ones to leave.
+    pub draining: bool,
     /// Whether graceful shutdown has started.
     pub shutting_down: bool,
 }
@@ -37,14 +40,16 @@ impl Health {
             cluster: app.shared.cluster.is_some(),
             registered: lifecycle.registered(),
             serving: lifecycle.serving(),
+            draining: lifecycle.draining(),
             shutting_down: app.is_shutting_down(),
         }
     }
 
-    /// Returns whether the app should get traffic: serving, not shutting down, and in
-    /// cluster mode registered in service discovery.
+    /// Returns whether the app should get traffic: serving, neither draining nor
+    /// shutting down, and in cluster mode registered in service discovery.
     pub fn is_ready(&self) -> bool {
-        self.serving && !self.shutting_down && (!self.cluster || self.registered)
+        let leaving = self.draining || self.shutting_down;
+        self.serving && !leaving && (!self.cluster || self.registered)
     }
 }
 

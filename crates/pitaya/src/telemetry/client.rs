@@ -51,6 +51,14 @@ impl RpcClient for TracedClient {
         self.0.publish_push(frontend_type, push).await
     }
 
+    async fn publish_pushes(
+        &self,
+        frontend_type: &str,
+        pushes: Vec<Push>,
+    ) -> Vec<(String, RpcError)> {
+        self.0.publish_pushes(frontend_type, pushes).await
+    }
+
     async fn push_to_server(&self, server: &ServerInfo, push: Push) -> Result<(), RpcError> {
         self.0.push_to_server(server, push).await
     }

@@ -29,6 +29,12 @@ pub use nats::{NatsRpcClient, NatsRpcServer};
 
 pub use error::RpcError;
 
+/// Pushes of one [`RpcClient::publish_pushes`] under way at once by default.
+///
+/// Enough to hide a round trip per user behind the others for a room of
+/// hundreds, few enough not to queue thousands of calls on one connection.
+pub const PUSHES_IN_FLIGHT: usize = 64;
+
 /// The protobuf cluster messages, so callers need no dependency of their own.
 pub use pitaya_protos as protos;
 
@@ -39,6 +45,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::{future, stream, StreamExt};
 use pitaya_protos::{BindMsg, KickAnswer, KickMsg, Push, Request, Response};
 
 use super::{BoxError, ServerInfo, ServiceDiscovery};
@@ -196,6 +203,33 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     ///
     /// Dropping the future may or may not send the message.
     async fn publish_push(&self, frontend_type: &str, push: Push) -> Result<(), RpcError>;
+
+    /// Returns the uids of `pushes` that could not be sent, with why, once the
+    /// others are sent to the frontends of `frontend_type` holding their users.
+    ///
+    /// Each push goes to a different user. By default they go through
+    /// [`publish_push`](Self::publish_push), [`PUSHES_IN_FLIGHT`] at a time; a
+    /// transport that must look its users up first does it for all at once.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave some users with the push and others not.
+    async fn publish_pushes(
+        &self,
+        frontend_type: &str,
+        pushes: Vec<Push>,
+    ) -> Vec<(String, RpcError)> {
+        let sends = pushes.into_iter().map(|push| async move {
+            let uid = push.uid.clone();
+            let sent = self.publish_push(frontend_type, push).await;
+            sent.err().map(|e| (uid, e))
+        });
+        stream::iter(sends)
+            .buffer_unordered(PUSHES_IN_FLIGHT)
+            .filter_map(future::ready)
+            .collect()
+            .await
+    }
 
     /// Returns once `push` is sent to frontend `server`, known to hold its user.
     ///

@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::{future, stream, StreamExt};
 use pitaya_protos::pitaya_client::PitayaClient;
 use pitaya_protos::{BindMsg, KickMsg, Push, Request, Response};
 use tokio::sync::broadcast::error::RecvError;
 use tonic::transport::{Channel, Endpoint};
 
 use super::{address, is_connect_error, is_timeout, Shared, StatusError};
-use crate::cluster::rpc::{with_timeout, RpcClient, RpcError};
+use crate::cluster::rpc::{with_timeout, RpcClient, RpcError, PUSHES_IN_FLIGHT};
 use crate::cluster::{DiscoveryEvent, ServerInfo, ServiceDiscovery};
 use crate::config::GrpcClientConfig;
 
@@ -135,7 +136,10 @@ impl GrpcRpcClient {
                 server_id: server.id.clone(),
                 address: peer.address,
             }),
-            Ok(Err(status)) => Err(RpcError::Transport(Box::new(StatusError(status)))),
+            Ok(Err(status)) => {
+                tracing::debug!(server_id = %server.id, error = ?status, "grpc call failed");
+                Err(RpcError::Transport(Box::new(StatusError(status))))
+            }
             Err(_) => Err(timed_out()),
         }
     }
@@ -174,6 +178,48 @@ impl RpcClient for GrpcRpcClient {
     async fn publish_push(&self, frontend_type: &str, push: Push) -> Result<(), RpcError> {
         let frontend = self.holder(&push.uid, frontend_type).await?;
         self.push_to_server(&frontend, push).await
+    }
+
+    /// Looks every user up in one go, then pushes to the frontends holding
+    /// them, [`PUSHES_IN_FLIGHT`] calls at a time over their connections.
+    async fn publish_pushes(
+        &self,
+        frontend_type: &str,
+        pushes: Vec<Push>,
+    ) -> Vec<(String, RpcError)> {
+        let uids: Vec<String> = pushes.iter().map(|p| p.uid.clone()).collect();
+        let holders = match self
+            .shared
+            .bindings
+            .frontend_ids(&uids, frontend_type)
+            .await
+        {
+            Ok(holders) => holders,
+            Err(e) => {
+                let e = e.to_string();
+                let failed = |uid| (uid, RpcError::Transport(e.clone().into()));
+                return uids.into_iter().map(failed).collect();
+            }
+        };
+        let sends = pushes.into_iter().map(|push| {
+            let holder = holders.get(&push.uid);
+            async move {
+                let uid = push.uid.clone();
+                let sent = match holder {
+                    Some(id) => match self.server(id) {
+                        Ok(server) => self.push_to_server(&server, push).await,
+                        Err(e) => Err(e),
+                    },
+                    None => Err(RpcError::NotBound { uid: uid.clone() }),
+                };
+                sent.err().map(|e| (uid, e))
+            }
+        });
+        stream::iter(sends)
+            .buffer_unordered(PUSHES_IN_FLIGHT)
+            .filter_map(future::ready)
+            .collect()
+            .await
     }
 
     async fn push_to_server(&self, server: &ServerInfo, push: Push) -> Result<(), RpcError> {
