@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::{future, stream, StreamExt};
 use pitaya_protos::pitaya_client::PitayaClient;
 use pitaya_protos::{BindMsg, KickMsg, Push, Request, Response};
 use tokio::sync::broadcast::error::RecvError;
 use tonic::transport::{Channel, Endpoint};
 
+use super::pusher::PushQueue;
 use super::{address, is_connect_error, is_timeout, Shared, StatusError};
-use crate::cluster::rpc::{with_timeout, RpcClient, RpcError, PUSHES_IN_FLIGHT};
+use crate::cluster::rpc::{with_timeout, RpcClient, RpcError};
 use crate::cluster::{DiscoveryEvent, ServerInfo, ServiceDiscovery};
 use crate::config::GrpcClientConfig;
 
@@ -22,6 +22,7 @@ use crate::config::GrpcClientConfig;
 struct Peer {
     address: String,
     client: PitayaClient<Channel>,
+    pushes: PushQueue,
 }
 
 /// The peers by server id.
@@ -77,9 +78,13 @@ impl GrpcRpcClient {
             .map_err(|e| RpcError::Transport(e.into()))?
             .connect_timeout(self.config.dial_timeout);
         // The channel connects on first use and again after a failure.
+        let client = PitayaClient::new(endpoint.connect_lazy());
+        let timeout = self.config.request_timeout;
+        let pushes = PushQueue::start(client.clone(), server.id.clone(), timeout);
         let peer = Peer {
             address,
-            client: PitayaClient::new(endpoint.connect_lazy()),
+            client,
+            pushes,
         };
         peers.insert(server.id.clone(), peer.clone());
         tracing::debug!(server_id = %server.id, address = %peer.address, "grpc peer added");
@@ -180,8 +185,8 @@ impl RpcClient for GrpcRpcClient {
         self.push_to_server(&frontend, push).await
     }
 
-    /// Looks every user up in one go, then pushes to the frontends holding
-    /// them, [`PUSHES_IN_FLIGHT`] calls at a time over their connections.
+    /// Looks every user up in one go, then queues each push for the frontend
+    /// holding its user.
     async fn publish_pushes(
         &self,
         frontend_type: &str,
@@ -201,36 +206,34 @@ impl RpcClient for GrpcRpcClient {
                 return uids.into_iter().map(failed).collect();
             }
         };
-        let sends = pushes.into_iter().map(|push| {
-            let holder = holders.get(&push.uid);
-            async move {
-                let uid = push.uid.clone();
-                let sent = match holder {
-                    Some(id) => match self.server(id) {
-                        Ok(server) => self.push_to_server(&server, push).await,
-                        Err(e) => Err(e),
-                    },
-                    None => Err(RpcError::NotBound { uid: uid.clone() }),
-                };
-                sent.err().map(|e| (uid, e))
+        let mut failed = Vec::new();
+        for push in pushes {
+            let uid = push.uid.clone();
+            let queued = match holders.get(&uid) {
+                Some(id) => match self.server(id) {
+                    Ok(server) => self.push_to_server(&server, push).await,
+                    Err(e) => Err(e),
+                },
+                None => Err(RpcError::NotBound { uid: uid.clone() }),
+            };
+            if let Err(e) = queued {
+                failed.push((uid, e));
             }
-        });
-        stream::iter(sends)
-            .buffer_unordered(PUSHES_IN_FLIGHT)
-            .filter_map(future::ready)
-            .collect()
-            .await
+        }
+        failed
     }
 
+    /// Returns once the push is queued for `server`; it is sent in the
+    /// background, in order with the other pushes to the same user.
     async fn push_to_server(&self, server: &ServerInfo, push: Push) -> Result<(), RpcError> {
-        let timeout = self.config.request_timeout;
-        let route = push.route.clone();
-        let request = with_deadline(push, timeout);
-        self.unary(server, &route, timeout, |mut c| async move {
-            c.push_to_user(request).await
-        })
-        .await
-        .map(drop)
+        let peer = self.peer(server)?;
+        peer.pushes
+            .send(push)
+            .await
+            .map_err(|_| RpcError::Unreachable {
+                server_id: server.id.clone(),
+                address: peer.address,
+            })
     }
 
     async fn publish_kick(&self, frontend_type: &str, uid: &str) -> Result<(), RpcError> {
@@ -252,7 +255,7 @@ impl RpcClient for GrpcRpcClient {
     async fn publish_bind(&self, server_type: &str, bind: BindMsg) -> Result<(), RpcError> {
         let recorded = self.shared.displaced().remove(&bind.uid);
         let previous = match recorded {
-            Some(id) => Some(id),
+            Some(recorded) => recorded,
             None => self
                 .shared
                 .bindings

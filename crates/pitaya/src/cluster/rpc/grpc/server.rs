@@ -98,11 +98,7 @@ impl RpcServer for GrpcRpcServer {
             .put(uid)
             .await
             .map_err(|e| RpcError::Transport(e.into()))?;
-        let mut displaced = self.shared.displaced();
-        match previous {
-            Some(frontend_id) => displaced.insert(uid.to_owned(), frontend_id),
-            None => displaced.remove(uid),
-        };
+        self.shared.displaced().insert(uid.to_owned(), previous);
         Ok(())
     }
 
