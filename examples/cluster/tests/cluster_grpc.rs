@@ -7,7 +7,7 @@ use futures_util::stream::{self, StreamExt};
 use pitaya::protocol::PacketType;
 use pitaya_test_support::json;
 use serde_json::json;
-use support::{join, member, room, rooms_registered, wait_for, Connector, Infra};
+use support::{join, member, room, rooms_registered, wait_for, Connector, Infra, Proc};
 
 #[tokio::test]
 async fn members_on_two_connectors_chat_through_two_rooms() {
@@ -136,4 +136,64 @@ async fn a_few_hundred_members_join_and_all_get_a_message() {
     for body in futures_util::future::join_all(got).await {
         assert_eq!(body, msg);
     }
+}
+
+#[tokio::test]
+async fn a_member_on_one_connector_is_kicked_by_uid_from_another() {
+    let infra = Infra::start_grpc();
+    let (_room, _) = room(&infra).await;
+    let c1 = Connector::start(&infra).await;
+    let c2 = Connector::start(&infra).await;
+    rooms_registered(&infra, 1).await;
+
+    let mut ann = c1.tcp_client().await;
+    member(&mut ann, "ann").await;
+    let mut bob = c2.tcp_client().await;
+    member(&mut bob, "bob").await;
+
+    // The room finds ann's connector in the binding storage and calls KickUser there.
+    bob.request(2, "room.room.kick", br#"{"name":"ann"}"#)
+        .await
+        .unwrap();
+    let answer = bob.recv_response().await.unwrap();
+    assert_eq!(json(&answer), json!({ "code": 0, "kicked": true }));
+    let seen = ann.expect_closed().await.unwrap();
+    assert!(seen.iter().any(|p| p.kind == PacketType::Kick), "{seen:?}");
+
+    bob.request(3, "room.room.kick", br#"{"name":"nobody"}"#)
+        .await
+        .unwrap();
+    let answer = bob.recv_response().await.unwrap();
+    assert_eq!(json(&answer), json!({ "code": 0, "kicked": false }));
+}
+
+#[tokio::test]
+async fn a_room_runs_its_sidecar_program_and_stops_it_on_sigterm() {
+    let infra = Infra::start_grpc();
+    let script = "echo sidecar up; exec sleep 600";
+    let args = [
+        "room",
+        "--sidecar",
+        "sh",
+        "--sidecar-arg",
+        "-c",
+        "--sidecar-arg",
+        script,
+    ];
+    let mut room = Proc::start(&infra, &args);
+    room.joined().await;
+    // Modules start before the room joins the cluster: the lines came already.
+    let started = room
+        .logged(&["child process started"])
+        .expect("start logged");
+    let pid = support::field(started, "pid").expect("pid in the start line");
+    support::go::saw(&mut room, &["sidecar up"]).await;
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+
+    let status = room.terminate().await;
+    assert!(status.success(), "room exited with {status}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the sidecar {pid} outlived the room"
+    );
 }
