@@ -57,7 +57,10 @@ pub fn room_handlers() -> Component {
             let Some(Value::String(name)) = arg.get("name") else {
                 return Err(Error::bad_request("kick needs a string \"name\""));
             };
-            let failed = ctx.app().kick_users(std::slice::from_ref(name), CONNECTOR).await;
+            let failed = ctx
+                .app()
+                .kick_users(std::slice::from_ref(name), CONNECTOR)
+                .await;
             tracing::info!(uid = %name, kicked = failed.is_empty(), "kick asked");
             Ok(json!({ "code": 0, "kicked": failed.is_empty() }))
         })
