@@ -457,4 +457,26 @@ async fn a_few_hundred_clients_at_once_get_every_reply_and_push_over_grpc() {
     for got in futures_util::future::join_all(pushes).await {
         assert_eq!(got, json!("everyone"));
     }
+
+    // Pushes are sent in the background, many at once, but each user gets theirs in
+    // the order they were pushed.
+    for seq in 0..20 {
+        let failed = back
+            .handle
+            .push_to_users("onSeq", json!(seq), &uids, "connector")
+            .await
+            .unwrap();
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    let sequences = clients.iter_mut().map(|c| async {
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got.push(json(&c.recv_push("onSeq").await.unwrap()));
+        }
+        got
+    });
+    let expected: Vec<_> = (0..20).map(|seq| json!(seq)).collect();
+    for got in futures_util::future::join_all(sequences).await {
+        assert_eq!(got, expected);
+    }
 }

@@ -5,7 +5,7 @@ mod support;
 
 use futures_util::stream::{self, StreamExt};
 use pitaya::protocol::PacketType;
-use pitaya_test_support::json;
+use pitaya_test_support::{json, RawClient};
 use serde_json::json;
 use support::{join, member, room, rooms_registered, wait_for, Connector, Infra, Proc};
 
@@ -195,5 +195,86 @@ async fn a_room_runs_its_sidecar_program_and_stops_it_on_sigterm() {
     assert!(
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "the sidecar {pid} outlived the room"
+    );
+}
+
+#[tokio::test]
+async fn a_connectors_acceptor_options_switch_on_from_the_environment() {
+    let infra = Infra::start_grpc();
+    let (_room, _) = room(&infra).await;
+    let env = [
+        ("PITAYA_ACCEPTOR_PROXYPROTOCOL", "true"),
+        ("PITAYA_ACCEPTOR_MAXCONNECTIONS", "1"),
+        ("PITAYA_CONN_RATELIMITING_ENABLED", "true"),
+        ("PITAYA_CONN_RATELIMITING_LIMIT", "3"),
+        ("PITAYA_CONN_RATELIMITING_INTERVAL", "1h"),
+    ];
+    let mut connector = Connector::start_env(&infra, &env).await;
+    rooms_registered(&infra, 1).await;
+
+    // Header, handshake, ack and a join: the join is the third packet of the hour.
+    let mut c = RawClient::tcp(connector.tcp).await.unwrap();
+    c.send_raw(b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 3250\r\n")
+        .await
+        .unwrap();
+    c.handshake().await.unwrap();
+    c.timeout = support::WAIT;
+    let (ok, body) = join(&mut c, 1, "proxied").await;
+    assert!(ok, "{body}");
+    c.request(2, "room.room.join", br#"{"name":"again"}"#)
+        .await
+        .unwrap();
+    connector.proc.line_with(&["rate limit exceeded"]).await;
+
+    let mut second = RawClient::tcp(connector.tcp).await.unwrap();
+    assert!(second.expect_closed().await.unwrap().is_empty());
+    connector
+        .proc
+        .line_with(&["connection limit reached"])
+        .await;
+}
+
+#[tokio::test]
+async fn a_draining_connector_refuses_new_clients_and_keeps_its_members_chatting() {
+    let infra = Infra::start_grpc();
+    let (_room, _) = room(&infra).await;
+    let env = [("PITAYA_SESSION_DRAIN_ENABLED", "true")];
+    let mut draining = Connector::start_env(&infra, &env).await;
+    let other = Connector::start(&infra).await;
+    rooms_registered(&infra, 1).await;
+    let mut ann = draining.tcp_client().await;
+    member(&mut ann, "ann").await;
+    let mut bob = other.tcp_client().await;
+    member(&mut bob, "bob").await;
+
+    let pid = draining.proc.pid().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(sent.expect("kill runs").success());
+    draining.proc.line_with(&["draining sessions"]).await;
+    assert!(
+        RawClient::tcp(draining.tcp).await.is_err(),
+        "tcp still listens"
+    );
+    assert!(
+        RawClient::tcp(draining.ws).await.is_err(),
+        "ws still listens"
+    );
+
+    // Still in discovery: the room reaches ann through the draining connector.
+    let msg = json!({ "name": "bob", "content": "still here?" });
+    bob.notify("room.room.message", msg.to_string().as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(json(&ann.recv_push("onMessage").await.unwrap()), msg);
+
+    drop(ann);
+    let ended = ["session draining ended", "end=Drained"];
+    draining.proc.line_with(&ended).await;
+    let status = draining.proc.wait().await;
+    assert!(
+        status.success(),
+        "the drained connector exited with {status}"
     );
 }
