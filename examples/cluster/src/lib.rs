@@ -12,8 +12,9 @@
 //! `onMembers` and `onNewUser`; `room.room.message` (notify) pushes `onMessage` to every
 //! member. `room.room.kick` `{"name"}` kicks that member off whichever connector holds
 //! it (by uid: over gRPC the binding storage finds the connector) and answers
-//! `{"code":0,"kicked":true|false}`. When a member's connection closes, the connector tells a room server with
-//! the user RPC `room.chat.leave` (argument `protos.KickMsg` carrying the uid).
+//! `{"code":0,"kicked":true|false}`. When a member's connection closes, the connector
+//! tells a room server with the user RPC `room.chat.leave` (argument `protos.KickMsg`
+//! carrying the uid).
 
 use pitaya::cluster::rpc::protos::{KickAnswer, KickMsg};
 use pitaya::config::Config;
