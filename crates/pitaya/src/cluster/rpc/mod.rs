@@ -192,8 +192,9 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
         timeout: Duration,
     ) -> Result<Response, RpcError>;
 
-    /// Returns once `push` is sent to the frontends of `frontend_type` that
-    /// hold its user; there is no delivery confirmation.
+    /// Returns once `push` is on its way to the frontends of `frontend_type`
+    /// that hold its user: published (NATS) or queued for the frontend (gRPC);
+    /// there is no delivery confirmation. Pushes to one user keep their order.
     ///
     /// # Errors
     ///
@@ -231,7 +232,8 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
             .await
     }
 
-    /// Returns once `push` is sent to frontend `server`, known to hold its user.
+    /// Returns once `push` is on its way to frontend `server`, known to hold its
+    /// user, as [`publish_push`](Self::publish_push) says.
     ///
     /// Backend sessions push this way (spec 6.6); by default it is
     /// [`publish_push`](Self::publish_push) to the frontend's type.
