@@ -151,7 +151,7 @@ impl BindingStorage for EtcdBindingStorage {
             .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
     }
 
-    /// Reads the bindings in transactions of up to [`MAX_TXN_OPS`] reads, all
+    /// Reads the bindings in transactions of up to 128 reads (etcd's limit), all
     /// sent at once: one round trip for a room instead of one per member.
     async fn frontend_ids(
         &self,
