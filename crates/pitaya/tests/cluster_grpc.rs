@@ -207,6 +207,24 @@ async fn backend_kick_disconnects_the_client_with_a_kick_packet() {
 }
 
 #[tokio::test]
+async fn pushes_sent_before_a_kick_arrive_before_it() {
+    let etcd = etcd();
+    let (front, _back) = pair(&etcd).await;
+    let mut c = front.client().await;
+    ok(&mut c, 1, "room.room.join", json!({ "uid": "carl" })).await;
+
+    c.request(2, "room.room.byekick", b"{}").await.unwrap();
+    let seen = c.expect_closed().await.unwrap();
+    let kick = seen.iter().position(|p| p.kind == PacketType::Kick);
+    let kick = kick.unwrap_or_else(|| panic!("no kick in {seen:?}"));
+    // The route is in clear in a push (no dictionary here).
+    let is_bye = |p: &&pitaya::protocol::Packet| {
+        p.kind == PacketType::Data && p.body.windows(5).any(|w| w == b"onBye")
+    };
+    assert_eq!(seen[..kick].iter().filter(is_bye).count(), 5, "{seen:?}");
+}
+
+#[tokio::test]
 async fn a_second_login_on_another_frontend_kicks_the_first() {
     let etcd = etcd();
     let f1 = Node::frontend(connector(), grpc_config(&etcd)).await;

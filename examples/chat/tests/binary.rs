@@ -374,3 +374,36 @@ async fn sigterm_with_draining_refuses_new_clients_and_exits_when_the_last_leave
         .expect("chat exits after draining");
     assert!(status.success(), "chat exited with {status}");
 }
+
+#[tokio::test]
+async fn a_second_sigterm_cuts_the_drain_short() {
+    init_tracing();
+    let (tcp, ws) = (free_addr(), free_addr());
+    let mut server = Server::start(
+        &[
+            ("CHAT_TCP_ADDR", tcp.to_string()),
+            ("CHAT_WS_ADDR", ws.to_string()),
+            ("PITAYA_SESSION_DRAIN_ENABLED", "true".into()),
+        ],
+        &[],
+    );
+    server.line_with(&["server started"]).await;
+    let mut client = RawClient::tcp(tcp).await.expect("connect over tcp");
+    client.handshake().await.unwrap();
+
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(sent.expect("kill runs").success(), "kill -TERM failed");
+    server.line_with(&["draining sessions"]).await;
+
+    // The client stays, yet the second signal ends the wait and closes it.
+    let (status, lines) = server.terminate().await;
+    assert!(status.success(), "chat exited with {status}: {lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("another signal while draining")),
+        "{lines:#?}"
+    );
+    client.expect_closed().await.unwrap();
+}

@@ -63,6 +63,10 @@ impl RpcClient for TracedClient {
         self.0.push_to_server(server, push).await
     }
 
+    async fn pushes_flushed(&self, server: &ServerInfo, uid: &str) {
+        self.0.pushes_flushed(server, uid).await;
+    }
+
     async fn publish_kick(&self, frontend_type: &str, uid: &str) -> Result<(), RpcError> {
         self.0.publish_kick(frontend_type, uid).await
     }

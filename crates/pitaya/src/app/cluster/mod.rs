@@ -307,6 +307,15 @@ impl ClusterLink {
         Ok(self.client()?.push_to_server(&frontend, push).await?)
     }
 
+    /// Returns once the pushes to `uid` sent to frontend `frontend_id` so far are
+    /// delivered or failed.
+    pub(crate) async fn pushes_flushed(&self, frontend_id: &str, uid: &str) {
+        let frontend = self.discovery().ok().and_then(|d| d.server(frontend_id));
+        if let (Some(frontend), Ok(client)) = (frontend, self.client()) {
+            client.pushes_flushed(&frontend, uid).await;
+        }
+    }
+
     /// Publishes pushes to users on the frontends of `frontend_type`; returns the uids
     /// they could not be sent to.
     pub(crate) async fn publish_pushes(

@@ -249,6 +249,15 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
         self.publish_push(&server.server_type, push).await
     }
 
+    /// Returns once the pushes to `uid` handed to this client for `server` so far
+    /// are delivered or failed; at once by default, for transports that keep a
+    /// user's pushes and calls in one order anyway.
+    ///
+    /// A kick waits for this first, so that a push sent before it is not lost.
+    async fn pushes_flushed(&self, server: &ServerInfo, uid: &str) {
+        let _ = (server, uid);
+    }
+
     /// Returns once a kick of `uid` is sent to the frontends of `frontend_type`.
     ///
     /// # Errors

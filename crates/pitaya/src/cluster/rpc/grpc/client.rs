@@ -236,8 +236,16 @@ impl RpcClient for GrpcRpcClient {
             })
     }
 
+    async fn pushes_flushed(&self, server: &ServerInfo, uid: &str) {
+        let queue = self.peers.lock().get(&server.id).map(|p| p.pushes.clone());
+        if let Some(queue) = queue {
+            queue.flushed(uid).await;
+        }
+    }
+
     async fn publish_kick(&self, frontend_type: &str, uid: &str) -> Result<(), RpcError> {
         let frontend = self.holder(uid, frontend_type).await?;
+        self.pushes_flushed(&frontend, uid).await;
         let timeout = self.config.request_timeout;
         let kick = KickMsg {
             user_id: uid.to_owned(),

@@ -8,7 +8,9 @@
 //! per peer and the caller goes on once the push is queued, as with NATS.
 //!
 //! One worker per peer keeps up to [`IN_FLIGHT`] calls open, never two for the
-//! same user, so every user gets their pushes in the order they were queued.
+//! same user, so every user gets their pushes in the order they were queued. A kick
+//! first waits for the user's queued pushes ([`PushQueue::flushed`]), so a goodbye
+//! pushed before it still arrives.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use futures_util::StreamExt;
 use pitaya_protos::pitaya_client::PitayaClient;
 use pitaya_protos::Push;
 use prost::Message as _;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tonic::transport::Channel;
 
 use super::StatusError;
@@ -38,8 +40,22 @@ const SCAN: usize = 1024;
 /// should.
 const QUEUED_BYTES: usize = 64 << 20;
 
-/// A queued push and its share of [`QUEUED_BYTES`], given back once it is sent.
-type Queued = (Push, OwnedSemaphorePermit);
+/// What a peer's queue holds, each for one user.
+enum Queued {
+    /// A push and its share of [`QUEUED_BYTES`], given back once it is sent.
+    Push(Push, OwnedSemaphorePermit),
+    /// Tells whoever waits that the pushes queued before it for `uid` are sent.
+    Marker(String, oneshot::Sender<()>),
+}
+
+impl Queued {
+    fn uid(&self) -> &str {
+        match self {
+            Queued::Push(push, _) => &push.uid,
+            Queued::Marker(uid, _) => uid,
+        }
+    }
+}
 
 /// The sending end of one peer's push queue; the worker ends with the last clone.
 #[derive(Debug, Clone)]
@@ -80,7 +96,19 @@ impl PushQueue {
         let size = push.encoded_len().clamp(1, QUEUED_BYTES) as u32;
         let share = Arc::clone(&self.room).acquire_many_owned(size).await;
         let share = share.map_err(|_| QueueClosed)?;
-        self.tx.send((push, share)).map_err(|_| QueueClosed)
+        let queued = Queued::Push(push, share);
+        self.tx.send(queued).map_err(|_| QueueClosed)
+    }
+
+    /// Returns once every push queued so far for `uid` was answered or failed.
+    ///
+    /// A kick waits for this, so that a push sent before it is not lost behind it.
+    pub(super) async fn flushed(&self, uid: &str) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Queued::Marker(uid.to_owned(), done)).is_ok() {
+            // An error means the worker is gone, and nothing is queued any more.
+            let _ = wait.await;
+        }
     }
 }
 
@@ -128,18 +156,24 @@ impl Worker {
         let mut i = 0;
         let mut scan = waiting.len().min(SCAN);
         while calls.len() < IN_FLIGHT && i < scan {
-            let uid = &waiting[i].0.uid;
+            let uid = waiting[i].uid();
             if busy.contains(uid) || held.contains(uid) {
-                held.insert(uid.clone());
+                held.insert(uid.to_owned());
                 i += 1;
                 continue;
             }
-            let Some((push, share)) = waiting.remove(i) else {
+            let Some(item) = waiting.remove(i) else {
                 break;
             };
             scan -= 1;
-            busy.insert(push.uid.clone());
-            calls.push(Box::pin(self.call(push, share)));
+            match item {
+                Queued::Push(push, share) => {
+                    busy.insert(push.uid.clone());
+                    calls.push(Box::pin(self.call(push, share)));
+                }
+                // The waiter may have given up; then nobody needs to know.
+                Queued::Marker(_, done) => drop(done.send(())),
+            }
         }
     }
 
