@@ -155,12 +155,14 @@ impl App {
         // at the start of a drain, or of the shutdown.
         let accepting = shared.shutdown.child_token();
         let accept_loops = TaskTracker::new();
+        // Serving before the first accept: a client answered by a loop must never see
+        // `/readyz` say 503 because this task was descheduled right after the spawn.
+        lifecycle.set_serving(true);
         for acceptor in self.acceptors {
             let app = self.handle.clone();
             accept_loops.spawn(accept_loop(app, acceptor, limit.clone(), accepting.clone()));
         }
         accept_loops.close();
-        lifecycle.set_serving(true);
 
         let draining = drain::drain_when_asked(&self.handle, &accepting, &accept_loops);
         tokio::select! {
