@@ -8,11 +8,12 @@
 //! per peer and the caller goes on once the push is queued, as with NATS.
 //!
 //! One worker per peer keeps up to [`IN_FLIGHT`] calls open, never two for the
-//! same user, so every user gets their pushes in the order they were queued. A kick
+//! same user, so every user gets their pushes in the order they were queued; users
+//! take turns, so one with a long backlog does not hold up the others. A kick
 //! first waits for the user's queued pushes ([`PushQueue::flushed`]), so a goodbye
 //! pushed before it still arrives.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,10 +30,6 @@ use super::StatusError;
 
 /// Calls open at once per peer, below the server's stream limit.
 const IN_FLIGHT: usize = 128;
-
-/// Queued pushes looked at for one to start: the oldest waiting behind their users'
-/// calls are passed over, at a cost we keep bounded when one user has thousands.
-const SCAN: usize = 1024;
 
 /// Bytes of pushes queued per peer before senders wait: the back-pressure of a slow
 /// peer. Counted in bytes, not pushes: a room of 300 joining at once queues some
@@ -118,61 +115,96 @@ struct Worker {
     timeout: Duration,
 }
 
+/// The pushes waiting in a worker: a queue per user, and the users whose turn it is.
+#[derive(Default)]
+struct Waiting {
+    by_user: HashMap<String, VecDeque<Queued>>,
+    /// Users with something queued and no call open, oldest first.
+    ready: VecDeque<String>,
+    /// Users with a call open.
+    busy: HashSet<String>,
+}
+
+impl Waiting {
+    fn is_empty(&self) -> bool {
+        self.by_user.is_empty()
+    }
+
+    fn add(&mut self, item: Queued) {
+        let uid = item.uid().to_owned();
+        let queue = self.by_user.entry(uid.clone()).or_default();
+        queue.push_back(item);
+        if queue.len() == 1 && !self.busy.contains(&uid) {
+            self.ready.push_back(uid);
+        }
+    }
+
+    /// Records that the call of `uid` ended: its next push, if any, may go.
+    fn done(&mut self, uid: String) {
+        self.busy.remove(&uid);
+        if self.by_user.contains_key(&uid) {
+            self.ready.push_back(uid);
+        }
+    }
+
+    /// Returns the next item of the next user whose turn it is.
+    fn next(&mut self) -> Option<Queued> {
+        let uid = self.ready.pop_front()?;
+        let queue = self.by_user.get_mut(&uid)?;
+        let item = queue.pop_front()?;
+        let more = !queue.is_empty();
+        match &item {
+            Queued::Push(..) => {
+                self.busy.insert(uid);
+            }
+            // A marker takes no call: the user's next item may go at once.
+            Queued::Marker(..) if more => self.ready.push_front(uid),
+            Queued::Marker(..) => {}
+        }
+        if !more {
+            self.by_user.remove(item.uid());
+        }
+        Some(item)
+    }
+}
+
 impl Worker {
     async fn run(self, mut rx: mpsc::UnboundedReceiver<Queued>) {
-        let mut waiting = VecDeque::new();
-        let mut busy = HashSet::new();
+        let mut waiting = Waiting::default();
         let mut calls = FuturesUnordered::new();
         let mut open = true;
         loop {
-            self.start_ready(&mut waiting, &mut busy, &mut calls);
+            self.start_ready(&mut waiting, &mut calls);
             if !open && waiting.is_empty() && calls.is_empty() {
                 return;
             }
             tokio::select! {
                 got = rx.recv(), if open => match got {
-                    Some(queued) => waiting.push_back(queued),
+                    Some(queued) => waiting.add(queued),
                     None => open = false,
                 },
-                Some(uid) = calls.next(), if !calls.is_empty() => {
-                    busy.remove(&uid);
-                }
+                Some(uid) = calls.next(), if !calls.is_empty() => waiting.done(uid),
                 // Unreachable: with no call open, `start_ready` started one.
                 else => return,
             }
         }
     }
 
-    /// Starts the oldest pushes whose users have no call open, up to [`IN_FLIGHT`].
+    /// Starts the next push of each user in turn, up to [`IN_FLIGHT`] calls.
     ///
-    /// A push waits behind an earlier one of its user, started or not.
+    /// Users take turns, so a user just arrived does not wait behind the backlog of
+    /// one with hundreds queued; a user's own pushes go one after the other.
     fn start_ready(
         &self,
-        waiting: &mut VecDeque<Queued>,
-        busy: &mut HashSet<String>,
+        waiting: &mut Waiting,
         calls: &mut FuturesUnordered<BoxFuture<'static, String>>,
     ) {
-        let mut held = HashSet::new();
-        let mut i = 0;
-        let mut scan = waiting.len().min(SCAN);
-        while calls.len() < IN_FLIGHT && i < scan {
-            let uid = waiting[i].uid();
-            if busy.contains(uid) || held.contains(uid) {
-                held.insert(uid.to_owned());
-                i += 1;
-                continue;
-            }
-            let Some(item) = waiting.remove(i) else {
-                break;
-            };
-            scan -= 1;
-            match item {
-                Queued::Push(push, share) => {
-                    busy.insert(push.uid.clone());
-                    calls.push(Box::pin(self.call(push, share)));
-                }
+        while calls.len() < IN_FLIGHT {
+            match waiting.next() {
+                Some(Queued::Push(push, share)) => calls.push(Box::pin(self.call(push, share))),
                 // The waiter may have given up; then nobody needs to know.
-                Queued::Marker(_, done) => drop(done.send(())),
+                Some(Queued::Marker(_, done)) => drop(done.send(())),
+                None => return,
             }
         }
     }
