@@ -189,3 +189,31 @@ async fn an_unreachable_etcd_fails_connect_within_the_dial_timeout() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn many_users_are_looked_up_at_once_across_frontends_and_transactions() {
+    let etcd = etcd();
+    let (f1, f2) = (storage(&etcd, "f1").await, storage(&etcd, "f2").await);
+    // More users than one etcd transaction takes, on two frontends.
+    let uids: Vec<String> = (0..300).map(|n| format!("u{n}")).collect();
+    for (n, uid) in uids.iter().enumerate() {
+        let holder = if n % 3 == 0 { &f2 } else { &f1 };
+        holder.put(uid).await.unwrap();
+    }
+    let mut asked = uids.clone();
+    asked.push("nobody".into());
+
+    let found = f1.frontend_ids(&asked, "connector").await.unwrap();
+    assert_eq!(
+        found.len(),
+        uids.len(),
+        "the user without binding is left out"
+    );
+    for (n, uid) in uids.iter().enumerate() {
+        let expected = if n % 3 == 0 { "f2" } else { "f1" };
+        assert_eq!(found.get(uid).map(String::as_str), Some(expected), "{uid}");
+    }
+    assert!(f1.frontend_ids(&asked, "gate").await.unwrap().is_empty());
+    f1.shutdown().await;
+    f2.shutdown().await;
+}

@@ -207,6 +207,24 @@ async fn backend_kick_disconnects_the_client_with_a_kick_packet() {
 }
 
 #[tokio::test]
+async fn pushes_sent_before_a_kick_arrive_before_it() {
+    let etcd = etcd();
+    let (front, _back) = pair(&etcd).await;
+    let mut c = front.client().await;
+    ok(&mut c, 1, "room.room.join", json!({ "uid": "carl" })).await;
+
+    c.request(2, "room.room.byekick", b"{}").await.unwrap();
+    let seen = c.expect_closed().await.unwrap();
+    let kick = seen.iter().position(|p| p.kind == PacketType::Kick);
+    let kick = kick.unwrap_or_else(|| panic!("no kick in {seen:?}"));
+    // The route is in clear in a push (no dictionary here).
+    let is_bye = |p: &&pitaya::protocol::Packet| {
+        p.kind == PacketType::Data && p.body.windows(5).any(|w| w == b"onBye")
+    };
+    assert_eq!(seen[..kick].iter().filter(is_bye).count(), 5, "{seen:?}");
+}
+
+#[tokio::test]
 async fn a_second_login_on_another_frontend_kicks_the_first() {
     let etcd = etcd();
     let f1 = Node::frontend(connector(), grpc_config(&etcd)).await;
@@ -393,5 +411,90 @@ async fn a_listed_room_that_is_gone_makes_requests_go_to_another() {
     for id in 1..=8 {
         let got = ok(&mut c, id, "room.room.echo", json!(id)).await;
         assert_eq!(got["server"], back.id());
+    }
+}
+
+/// Clients of the load test: a few hundred, as the conformance suite's default.
+const MANY: usize = 300;
+
+#[tokio::test]
+async fn a_few_hundred_clients_at_once_get_every_reply_and_push_over_grpc() {
+    let etcd = etcd();
+    let (front, back) = pair(&etcd).await;
+
+    // All at once: connect, bind through the backend (a call back to the frontend
+    // and a push), then a forwarded request whose answer names the caller.
+    let clients = (0..MANY).map(|n| {
+        let front = &front;
+        async move {
+            let mut c = front.client().await;
+            c.timeout = cluster_support::WAIT;
+            let uid = format!("u{n}");
+            c.request(
+                1,
+                "room.room.join",
+                json!({ "uid": uid }).to_string().as_bytes(),
+            )
+            .await
+            .unwrap();
+            let (mut pushed, mut joined) = (None, None);
+            while pushed.is_none() || joined.is_none() {
+                let msg = c.recv_message().await.unwrap();
+                match msg.kind {
+                    MessageType::Push if msg.route == "onJoined" => pushed = Some(json(&msg)),
+                    MessageType::Response => {
+                        assert!(!msg.error, "join {uid}: {}", json(&msg));
+                        joined = Some(json(&msg));
+                    }
+                    _ => {}
+                }
+            }
+            assert_eq!(pushed.unwrap(), json!({ "uid": uid }));
+            assert_eq!(joined.unwrap(), json!({ "joined": uid }));
+            let got = ok(&mut c, 2, "room.room.echo", json!({ "n": n })).await;
+            assert_eq!(got["echo"], json!({ "n": n }));
+            assert_eq!(got["uid"], uid.as_str());
+            (c, uid)
+        }
+    });
+    let (mut clients, uids): (Vec<_>, Vec<_>) = futures_util::future::join_all(clients)
+        .await
+        .into_iter()
+        .unzip();
+
+    // One push to all of them by uid, found through the binding storage.
+    let failed = back
+        .handle
+        .push_to_users("onAll", json!("everyone"), &uids, "connector")
+        .await
+        .unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    let pushes = clients
+        .iter_mut()
+        .map(|c| async { json(&c.recv_push("onAll").await.unwrap()) });
+    for got in futures_util::future::join_all(pushes).await {
+        assert_eq!(got, json!("everyone"));
+    }
+
+    // Pushes are sent in the background, many at once, but each user gets theirs in
+    // the order they were pushed.
+    for seq in 0..20 {
+        let failed = back
+            .handle
+            .push_to_users("onSeq", json!(seq), &uids, "connector")
+            .await
+            .unwrap();
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    let sequences = clients.iter_mut().map(|c| async {
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got.push(json(&c.recv_push("onSeq").await.unwrap()));
+        }
+        got
+    });
+    let expected: Vec<_> = (0..20).map(|seq| json!(seq)).collect();
+    for got in futures_util::future::join_all(sequences).await {
+        assert_eq!(got, expected);
     }
 }

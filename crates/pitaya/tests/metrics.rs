@@ -235,6 +235,36 @@ async fn packets_over_the_rate_limit_are_counted() {
 }
 
 #[tokio::test]
+async fn rate_limit_enabled_in_config_alone_covers_every_acceptor() {
+    let mut config = prometheus_config();
+    config.conn.rate_limiting.enabled = true;
+    config.conn.rate_limiting.limit = 3;
+    config.conn.rate_limiting.interval = Duration::from_secs(3600);
+    let server = Server::start(builder().config(config)).await;
+    let addr = server.handle.metrics_addr().unwrap();
+
+    // Handshake, ack and one request use the three packets of the hour on each
+    // transport; two more requests on each are dropped, the connections stay open.
+    let mut tcp = RawClient::tcp(server.tcp).await.unwrap();
+    let mut ws = RawClient::ws(server.ws).await.unwrap();
+    for client in [&mut tcp, &mut ws] {
+        client.handshake().await.unwrap();
+        assert_eq!(call_ok(client, 1, "svc.echo", json!(1)).await, json!(1));
+        for id in 2..=3 {
+            client.request(id, "svc.echo", b"2").await.unwrap();
+        }
+    }
+    let metric = "pitaya_acceptor_exceeded_rate_limiting";
+    let s = scrape_until(addr, "4 drops reported", |s| {
+        s.value(metric, &[]) == Some(4.0)
+    })
+    .await;
+    assert_eq!(s.value(metric, &[]), Some(4.0));
+    assert_eq!(server.handle.session_count(), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn statsd_datagrams_carry_pitaya_names_values_and_tags() {
     let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut config = common::config();

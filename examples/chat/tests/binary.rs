@@ -316,3 +316,135 @@ async fn binary_exposes_metrics_and_probes_with_one_env_switch() {
     let (status, lines) = server.terminate().await;
     assert!(status.success(), "chat exited with {status}: {lines:#?}");
 }
+
+#[tokio::test]
+async fn proxy_protocol_rate_limit_and_connection_cap_switch_on_from_the_environment() {
+    init_tracing();
+    let (tcp, ws) = (free_addr(), free_addr());
+    let mut server = Server::start(
+        &[
+            ("CHAT_TCP_ADDR", tcp.to_string()),
+            ("CHAT_WS_ADDR", ws.to_string()),
+            ("PITAYA_ACCEPTOR_PROXYPROTOCOL", "true".into()),
+            ("PITAYA_ACCEPTOR_MAXCONNECTIONS", "1".into()),
+            ("PITAYA_CONN_RATELIMITING_ENABLED", "true".into()),
+            ("PITAYA_CONN_RATELIMITING_LIMIT", "3".into()),
+            ("PITAYA_CONN_RATELIMITING_INTERVAL", "1h".into()),
+        ],
+        &[],
+    );
+    server.line_with(&["server started"]).await;
+
+    // Behind a proxy: the header first, then handshake, ack and a join, the three
+    // packets of the hour.
+    let mut client = RawClient::tcp(tcp).await.expect("connect over tcp");
+    client
+        .send_raw(b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 3250\r\n")
+        .await
+        .unwrap();
+    client.handshake().await.expect("handshake behind a proxy");
+    client
+        .request(1, "room.room.join", br#"{"name":"proxied"}"#)
+        .await
+        .unwrap();
+    assert!(!client.recv_response().await.expect("join answered").error);
+    client
+        .request(2, "room.room.join", br#"{"name":"again"}"#)
+        .await
+        .unwrap();
+    server.line_with(&["rate limit exceeded"]).await;
+
+    // One connection at most: the next one is closed at once.
+    let mut second = RawClient::tcp(tcp).await.expect("connect over tcp");
+    assert!(second.expect_closed().await.unwrap().is_empty());
+    server.line_with(&["connection limit reached"]).await;
+
+    let (status, lines) = server.terminate().await;
+    assert!(status.success(), "chat exited with {status}: {lines:#?}");
+}
+
+#[tokio::test]
+async fn sigterm_with_draining_refuses_new_clients_and_exits_when_the_last_leaves() {
+    init_tracing();
+    let (tcp, ws) = (free_addr(), free_addr());
+    let mut server = Server::start(
+        &[
+            ("CHAT_TCP_ADDR", tcp.to_string()),
+            ("CHAT_WS_ADDR", ws.to_string()),
+            ("PITAYA_SESSION_DRAIN_ENABLED", "true".into()),
+        ],
+        &[],
+    );
+    server.line_with(&["server started"]).await;
+    let mut client = RawClient::tcp(tcp).await.expect("connect over tcp");
+    client.handshake().await.unwrap();
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM failed");
+    server.line_with(&["draining sessions"]).await;
+    assert!(
+        RawClient::tcp(tcp).await.is_err(),
+        "tcp refused while draining"
+    );
+    assert!(
+        RawClient::tcp(ws).await.is_err(),
+        "ws refused while draining"
+    );
+
+    // The client still chats, and the server waits for it.
+    client
+        .request(1, "room.room.join", br#"{"name":"last"}"#)
+        .await
+        .unwrap();
+    assert!(!client.recv_response().await.expect("join answered").error);
+    drop(client);
+    server
+        .line_with(&["session draining ended", "Drained"])
+        .await;
+    let exit = async {
+        while let Some(line) = server.lines.recv().await {
+            server.seen.push(line);
+        }
+        server.child.wait().expect("wait for chat")
+    };
+    let status = timeout(WAIT, exit)
+        .await
+        .expect("chat exits after draining");
+    assert!(status.success(), "chat exited with {status}");
+}
+
+#[tokio::test]
+async fn a_second_sigterm_cuts_the_drain_short() {
+    init_tracing();
+    let (tcp, ws) = (free_addr(), free_addr());
+    let mut server = Server::start(
+        &[
+            ("CHAT_TCP_ADDR", tcp.to_string()),
+            ("CHAT_WS_ADDR", ws.to_string()),
+            ("PITAYA_SESSION_DRAIN_ENABLED", "true".into()),
+        ],
+        &[],
+    );
+    server.line_with(&["server started"]).await;
+    let mut client = RawClient::tcp(tcp).await.expect("connect over tcp");
+    client.handshake().await.unwrap();
+
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(sent.expect("kill runs").success(), "kill -TERM failed");
+    server.line_with(&["draining sessions"]).await;
+
+    // The client stays, yet the second signal ends the wait and closes it.
+    let (status, lines) = server.terminate().await;
+    assert!(status.success(), "chat exited with {status}: {lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("another signal while draining")),
+        "{lines:#?}"
+    );
+    client.expect_closed().await.unwrap();
+}

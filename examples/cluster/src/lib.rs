@@ -10,8 +10,11 @@
 //! The client contract is the standalone chat's (see the `chat` example):
 //! `room.room.join` `{"name"}` answers `{"code":0,"result":"success"}` and pushes
 //! `onMembers` and `onNewUser`; `room.room.message` (notify) pushes `onMessage` to every
-//! member. When a member's connection closes, the connector tells a room server with
-//! the user RPC `room.chat.leave` (argument `protos.KickMsg` carrying the uid).
+//! member. `room.room.kick` `{"name"}` kicks that member off whichever connector holds
+//! it (by uid: over gRPC the binding storage finds the connector) and answers
+//! `{"code":0,"kicked":true|false}`. When a member's connection closes, the connector
+//! tells a room server with the user RPC `room.chat.leave` (argument `protos.KickMsg`
+//! carrying the uid).
 
 use pitaya::cluster::rpc::protos::{KickAnswer, KickMsg};
 use pitaya::config::Config;
@@ -47,10 +50,21 @@ pub fn room(config: Config) -> Builder {
         .register_remote(chat_remote())
 }
 
-/// Returns the `room` component: `join` and `message`.
+/// Returns the `room` component: `join`, `message` and `kick`.
 pub fn room_handlers() -> Component {
     Component::new("room")
         .request("join", |ctx: Context, arg: Value| join(ctx, arg))
+        .request("kick", |ctx: Context, arg: Value| async move {
+            let Some(Value::String(name)) = arg.get("name") else {
+                return Err(Error::bad_request("kick needs a string \"name\""));
+            };
+            let failed = ctx
+                .app()
+                .kick_users(std::slice::from_ref(name), CONNECTOR)
+                .await;
+            tracing::info!(uid = %name, kicked = failed.is_empty(), "kick asked");
+            Ok(json!({ "code": 0, "kicked": failed.is_empty() }))
+        })
         .notify("message", |ctx: Context, msg: Value| async move {
             let members = match ctx.app().groups().members(ROOM).await {
                 Err(GroupError::NotFound) => Vec::new(),

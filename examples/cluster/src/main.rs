@@ -21,6 +21,8 @@ use pitaya::acceptor::{Acceptor, TcpAcceptor, WsAcceptor};
 use pitaya::cluster::{configured_transport, EtcdSd};
 use pitaya::config::Config;
 use pitaya::groups::EtcdGroupStore;
+use pitaya::module::BinaryModule;
+use pitaya::Builder;
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -32,6 +34,13 @@ struct Args {
     /// Config file (TOML or YAML) with Pitaya keys under `pitaya`.
     #[arg(long, global = true, env = "CHAT_CONFIG")]
     config: Option<PathBuf>,
+    /// Program run beside the server for as long as it runs (Pitaya's binary
+    /// module): its output goes to the log, it gets SIGTERM at shutdown.
+    #[arg(long, global = true, env = "CHAT_SIDECAR")]
+    sidecar: Option<PathBuf>,
+    /// An argument of the --sidecar program; repeat for more.
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    sidecar_arg: Vec<String>,
     #[command(subcommand)]
     role: Role,
 }
@@ -74,14 +83,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Role::Room => "room",
     };
     let telemetry = pitaya::telemetry::init(&config.tracing, service)?;
-    let served = serve(args.role, config).await;
+    let sidecar = args
+        .sidecar
+        .map(|program| BinaryModule::new(program, args.sidecar_arg));
+    let served = serve(args.role, config, sidecar).await;
     if let Err(e) = telemetry.shutdown().await {
         eprintln!("cluster-chat: {e}");
     }
     served
 }
 
-async fn serve(role: Role, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(
+    role: Role,
+    config: Config,
+    sidecar: Option<BinaryModule>,
+) -> Result<(), Box<dyn std::error::Error>> {
     match role {
         Role::Connector { tcp, ws } => {
             let tcp = TcpAcceptor::bind(tcp)
@@ -92,7 +108,7 @@ async fn serve(role: Role, config: Config) -> Result<(), Box<dyn std::error::Err
                 .map_err(|e| format!("cannot listen on {ws} (websocket): {e}"))?;
             tracing::info!(tcp = %tcp.local_addr(), ws = %ws.local_addr(), "connector listening");
             let transport = configured_transport(&config)?;
-            let app = cluster_chat::connector(config)
+            let app = with_sidecar(cluster_chat::connector(config), sidecar)
                 .acceptor(tcp)
                 .acceptor(ws)
                 .cluster(transport, EtcdSd)
@@ -102,7 +118,7 @@ async fn serve(role: Role, config: Config) -> Result<(), Box<dyn std::error::Err
         Role::Room => {
             let groups = connect_groups(&config).await?;
             let transport = configured_transport(&config)?;
-            let app = cluster_chat::room(config)
+            let app = with_sidecar(cluster_chat::room(config), sidecar)
                 .backend()
                 .groups(Arc::new(groups))
                 .cluster(transport, EtcdSd)
@@ -112,6 +128,14 @@ async fn serve(role: Role, config: Config) -> Result<(), Box<dyn std::error::Err
         }
     }
     Ok(())
+}
+
+/// Returns `builder` with the sidecar module, if there is one.
+fn with_sidecar(builder: Builder, sidecar: Option<BinaryModule>) -> Builder {
+    match sidecar {
+        Some(module) => builder.module("sidecar", module),
+        None => builder,
+    }
 }
 
 /// Returns the etcd group store, retrying while etcd is unreachable for as long as

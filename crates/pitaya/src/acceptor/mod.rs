@@ -45,6 +45,7 @@ pub(crate) use conn_limit::{ConnectionLimit, ConnectionSlot};
 pub(crate) use framed::framed_conn;
 pub(crate) use proxy_protocol::is_proxy_header_error;
 pub use proxy_protocol::ProxyHeaderError;
+pub(crate) use rate_limit::rate_limited;
 pub use rate_limit::{ExceededCounter, RateLimitingAcceptor};
 pub use tcp::TcpAcceptor;
 #[cfg(feature = "tls")]

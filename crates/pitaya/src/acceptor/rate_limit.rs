@@ -21,7 +21,8 @@ use crate::config::RateLimitingConfig;
 
 /// An acceptor whose connections drop packets arriving faster than a set rate.
 ///
-/// Like Pitaya's rate-limiting wrapper it is opt-in: wrap an acceptor to use it. With
+/// Like Pitaya's rate-limiting wrapper it is opt-in: wrap an acceptor to use it, or set
+/// `pitaya.conn.ratelimiting.enabled` for the app to wrap all of its acceptors. With
 /// `force_disable` set in the config it passes connections through untouched. A
 /// dropped packet is logged as a warning and counted (Pitaya's
 /// `exceeded_rate_limiting` counter); [`exceeded`](Self::exceeded) reads the count.
@@ -46,6 +47,45 @@ pub struct RateLimitingAcceptor<A> {
     interval: Duration,
     enabled: bool,
     exceeded: ExceededCounter,
+}
+
+/// Returns `acceptor` wrapped in the limit of `config`, as `pitaya.conn.ratelimiting.enabled`
+/// asks; one that limits its connections already is returned as it is.
+pub(crate) fn rate_limited(
+    acceptor: Arc<dyn Acceptor>,
+    config: &RateLimitingConfig,
+) -> Arc<dyn Acceptor> {
+    if acceptor.rate_limit_drops().is_some() {
+        return acceptor;
+    }
+    Arc::new(RateLimitingAcceptor::new(Dyn(acceptor), config))
+}
+
+/// An acceptor the app holds as a trait object, so that it can be wrapped.
+#[derive(Debug)]
+struct Dyn(Arc<dyn Acceptor>);
+
+#[async_trait::async_trait]
+impl Acceptor for Dyn {
+    fn local_addr(&self) -> SocketAddr {
+        self.0.local_addr()
+    }
+
+    fn transport(&self) -> &'static str {
+        self.0.transport()
+    }
+
+    async fn accept(&self, max_packet_size: usize) -> io::Result<(Incoming, SocketAddr)> {
+        self.0.accept(max_packet_size).await
+    }
+
+    fn enable_proxy_protocol(&self) -> bool {
+        self.0.enable_proxy_protocol()
+    }
+
+    fn rate_limit_drops(&self) -> Option<ExceededCounter> {
+        self.0.rate_limit_drops()
+    }
 }
 
 /// A shared count of packets dropped for going over the rate.

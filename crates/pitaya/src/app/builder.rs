@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use super::cluster::ClusterLink;
 use super::handle::{Shared, Validator};
 use super::{App, AppHandle};
-use crate::acceptor::Acceptor;
+use crate::acceptor::{self, Acceptor};
 use crate::cluster::{DiscoveryBackend, RouteRequest, Router, RpcTransport, ServerInfo};
 use crate::config::Config;
 use crate::groups::{GroupStore, MemoryGroupStore};
@@ -343,6 +343,14 @@ impl Builder {
         }
         let cfg = self.config;
         cfg.validate()?;
+        if cfg.conn.rate_limiting.enabled {
+            let limits = &cfg.conn.rate_limiting;
+            self.acceptors = self
+                .acceptors
+                .into_iter()
+                .map(|a| acceptor::rate_limited(a, limits))
+                .collect();
+        }
         if cfg.acceptor.proxy_protocol {
             for acceptor in &self.acceptors {
                 if !acceptor.enable_proxy_protocol() {
@@ -405,6 +413,7 @@ impl Builder {
             handshake_ok,
             handshake_refused,
             shutdown: CancellationToken::new(),
+            drain: CancellationToken::new(),
             tasks: TaskTracker::new(),
             conns: TaskTracker::new(),
             metrics,

@@ -1,14 +1,18 @@
-//! Session draining: on SIGTERM, keep serving until the clients have left (spec 14.6).
+//! Session draining: on SIGTERM, let the clients leave before shutting down (spec 14.6).
 //!
-//! With `pitaya.session.drain.enabled`, a SIGTERM does not start the shutdown at once:
-//! the app goes on serving until no session is left, `drain.timeout` has passed, or a
-//! second signal arrives, logging progress every `drain.period`. SIGINT, and a
-//! shutdown asked for in code, skip draining, as in Pitaya.
+//! With `pitaya.session.drain.enabled`, a SIGTERM (or [`AppHandle::drain`]) does not
+//! start the shutdown at once. The acceptors close first, so a new client is refused
+//! and `/readyz` answers 503 for load balancers to stop sending; the clients already
+//! connected are served on until none is left, `drain.timeout` has passed, or another
+//! signal arrives, with progress logged every `drain.period`. The shutdown then closes
+//! whoever is still there. SIGINT, and [`AppHandle::shutdown`], skip draining, as in
+//! Pitaya.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::{interval, sleep, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::DrainConfig;
 use crate::AppHandle;
@@ -23,8 +27,6 @@ pub(super) enum DrainEnd {
     Drained,
     /// `drain.timeout` passed first.
     TimedOut,
-    /// Another signal asked to stop waiting.
-    Interrupted,
 }
 
 /// Which signal asked for the shutdown.
@@ -34,36 +36,51 @@ enum Signal {
     Terminate,
 }
 
-/// Completes when the app should shut down: at SIGINT, or at SIGTERM once draining,
-/// if enabled, has ended.
+/// Completes when the app should shut down without waiting any longer: at SIGINT, at
+/// SIGTERM when draining is off, or at the signal after a SIGTERM that started a drain.
 pub(super) async fn signal_then_drain(app: AppHandle, mut signals: Signals) {
-    let drain = app.config().session.drain.clone();
-    if signals.next().await == Signal::Terminate && drain.enabled {
-        let end = drain_sessions(&app, &drain, signals.next()).await;
-        tracing::info!(end = ?end, sessions = app.session_count(), "session draining ended");
+    if signals.next().await == Signal::Terminate && app.config().session.drain.enabled {
+        app.drain();
+        signals.next().await;
+        tracing::info!(
+            sessions = app.session_count(),
+            "another signal while draining: shutting down now"
+        );
     }
 }
 
-/// Waits until no session is left, `drain.timeout` passes or `interrupt` completes.
-pub(super) async fn drain_sessions(
+/// Drains once [`AppHandle::drain`] asked for it: stops the accept loops, which close
+/// their listeners as they end, then waits for the sessions.
+pub(super) async fn drain_when_asked(
     app: &AppHandle,
-    drain: &DrainConfig,
-    interrupt: impl Future,
+    accepting: &CancellationToken,
+    accept_loops: &TaskTracker,
 ) -> DrainEnd {
+    app.shared.drain.cancelled().await;
+    accepting.cancel();
+    accept_loops.wait().await;
+    app.shared.metrics.lifecycle.set_draining(true);
+    let drain = &app.config().session.drain;
+    let end = drain_sessions(app, drain).await;
+    tracing::info!(end = ?end, sessions = app.session_count(), "session draining ended");
+    end
+}
+
+/// Waits until no session is left or `drain.timeout` passes.
+pub(super) async fn drain_sessions(app: &AppHandle, drain: &DrainConfig) -> DrainEnd {
     tracing::info!(
         sessions = app.session_count(),
         timeout = ?drain.timeout,
-        "draining sessions before shutdown"
+        "acceptors closed; draining sessions before shutdown"
     );
     let deadline = sleep(drain.timeout);
     let mut check = interval(CHECK_EVERY);
     check.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_log = Instant::now();
-    tokio::pin!(deadline, interrupt);
+    tokio::pin!(deadline);
 
     loop {
         tokio::select! {
-            _ = &mut interrupt => return DrainEnd::Interrupted,
             _ = &mut deadline => return DrainEnd::TimedOut,
             _ = check.tick() => {}
         }
@@ -171,7 +188,7 @@ mod tests {
 
         let draining = tokio::spawn({
             let app = app.clone();
-            async move { drain_sessions(&app, &drain, std::future::pending::<()>()).await }
+            async move { drain_sessions(&app, &drain).await }
         });
         drop(first);
         drop(second);
@@ -189,40 +206,18 @@ mod tests {
         let (app, addr, drain) = running_app(Duration::from_millis(300)).await;
         let _client = connected_client(addr).await;
 
-        let end = drain_sessions(&app, &drain, std::future::pending::<()>()).await;
+        let end = drain_sessions(&app, &drain).await;
         assert_eq!(end, DrainEnd::TimedOut);
         assert_eq!(app.session_count(), 1);
         app.shutdown();
     }
 
     #[tokio::test]
-    async fn another_signal_stops_the_drain() {
-        let (app, addr, drain) = running_app(Duration::from_secs(3600)).await;
-        let _client = connected_client(addr).await;
-
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let draining = tokio::spawn({
-            let app = app.clone();
-            async move { drain_sessions(&app, &drain, rx).await }
-        });
-        tx.send(()).unwrap();
-        let end = tokio::time::timeout(LIMIT, draining)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(end, DrainEnd::Interrupted);
-        app.shutdown();
-    }
-
-    #[tokio::test]
     async fn drain_with_no_session_ends_at_once() {
         let (app, _addr, drain) = running_app(Duration::from_secs(3600)).await;
-        let end = tokio::time::timeout(
-            LIMIT,
-            drain_sessions(&app, &drain, std::future::pending::<()>()),
-        )
-        .await
-        .unwrap();
+        let end = tokio::time::timeout(LIMIT, drain_sessions(&app, &drain))
+            .await
+            .unwrap();
         assert_eq!(end, DrainEnd::Drained);
         app.shutdown();
     }

@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) handshake_ok: Bytes,
     pub(crate) handshake_refused: Bytes,
     pub(crate) shutdown: CancellationToken,
+    /// Cancelled when a drain is asked for (spec 14.6); shutdown follows it.
+    pub(crate) drain: CancellationToken,
     /// Handler tasks in flight, waited for at shutdown.
     pub(crate) tasks: TaskTracker,
     /// Connection tasks, waited for at shutdown so close callbacks finish.
@@ -150,6 +152,7 @@ impl AppHandle {
             .data_packet(&Message::push(route, body.clone()))
             .map_err(|e| Error::internal(e.to_string()))?;
         let mut failed = Vec::new();
+        let mut remote = Vec::new();
         for uid in uids {
             if let Some(session) = local.then(|| self.shared.pool.by_uid(uid)).flatten() {
                 if session.send_packet_nowait(packet.clone()).is_err() {
@@ -157,19 +160,18 @@ impl AppHandle {
                 }
                 continue;
             }
-            let Ok(link) = self.cluster_link() else {
-                failed.push(uid.clone());
-                continue;
-            };
-            let push = Push {
+            remote.push(Push {
                 route: route.to_owned(),
                 uid: uid.clone(),
                 data: body.clone(),
-            };
-            if let Err(e) = link.publish_push(frontend_type, push).await {
-                tracing::debug!(uid, error = %e, "push not sent to the cluster");
-                failed.push(uid.clone());
-            }
+            });
+        }
+        if remote.is_empty() {
+            return Ok(failed);
+        }
+        match self.cluster_link() {
+            Ok(link) => failed.extend(link.publish_pushes(frontend_type, remote).await),
+            Err(_) => failed.extend(remote.into_iter().map(|p| p.uid)),
         }
         Ok(failed)
     }
@@ -237,6 +239,27 @@ impl AppHandle {
     /// Starts a graceful shutdown; `App::run` returns once it is done.
     pub fn shutdown(&self) {
         self.shared.shutdown.cancel();
+    }
+
+    /// Starts a shutdown that first drains the sessions, as SIGTERM does.
+    ///
+    /// With `pitaya.session.drain.enabled`, the app closes its acceptors at once (new
+    /// clients are refused), answers `/readyz` with 503, and keeps serving the clients
+    /// already connected until none is left or `pitaya.session.drain.timeout` passes;
+    /// then it shuts down as [`shutdown`](Self::shutdown) does, closing the clients
+    /// still there. [`shutdown`](Self::shutdown) during the drain cuts it short.
+    /// Without draining enabled this is [`shutdown`](Self::shutdown).
+    pub fn drain(&self) {
+        if self.shared.config.session.drain.enabled {
+            self.shared.drain.cancel();
+        } else {
+            self.shutdown();
+        }
+    }
+
+    /// Returns whether a drain was asked for and the app has not shut down yet.
+    pub fn is_draining(&self) -> bool {
+        self.shared.drain.is_cancelled() && !self.is_shutting_down()
     }
 
     /// Starts a shutdown after which `App::run` returns an error with `reason`.

@@ -4,9 +4,10 @@
 //! cluster mode the RPC client and server, then the app's modules, then (cluster mode)
 //! service discovery.
 //!
-//! With `pitaya.session.drain.enabled`, a SIGTERM first lets the clients leave on their
-//! own: the app serves on until no session is left, `drain.timeout` passes or another
-//! signal comes (spec 14.6).
+//! With `pitaya.session.drain.enabled`, a SIGTERM (or [`AppHandle::drain`]) first lets
+//! the clients leave on their own (spec 14.6): the acceptors close, `/readyz` answers
+//! 503, and the app serves the clients still connected until none is left,
+//! `drain.timeout` passes or another signal comes.
 //!
 //! Shutdown (on SIGINT, SIGTERM or [`AppHandle::shutdown`]) goes in this order: leave
 //! service discovery, so no server picks this one any more; stop accepting; let
@@ -24,6 +25,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::acceptor::{Acceptor, ConnectionLimit};
 use crate::agent;
@@ -149,16 +151,24 @@ impl App {
             .memory_groups
             .spawn_sweeper(cfg.groups.memory.tick_duration, shared.shutdown.clone());
         let limit = ConnectionLimit::new(cfg.acceptor.max_connections);
-        let loops: Vec<_> = self
-            .acceptors
-            .iter()
-            .map(|a| tokio::spawn(accept_loop(self.handle.clone(), a.clone(), limit.clone())))
-            .collect();
+        // Each loop owns its acceptor, so the listener closes as soon as the loop ends:
+        // at the start of a drain, or of the shutdown.
+        let accepting = shared.shutdown.child_token();
+        let accept_loops = TaskTracker::new();
+        // Serving before the first accept: a client answered by a loop must never see
+        // `/readyz` say 503 because this task was descheduled right after the spawn.
         lifecycle.set_serving(true);
+        for acceptor in self.acceptors {
+            let app = self.handle.clone();
+            accept_loops.spawn(accept_loop(app, acceptor, limit.clone(), accepting.clone()));
+        }
+        accept_loops.close();
 
+        let draining = drain::drain_when_asked(&self.handle, &accepting, &accept_loops);
         tokio::select! {
             () = &mut signal => tracing::info!("shutdown requested"),
             _ = shared.shutdown.cancelled() => tracing::info!("shutdown requested by the app"),
+            _ = draining => {}
         }
         shared.shutdown.cancel();
         lifecycle.set_serving(false);
@@ -166,13 +176,9 @@ impl App {
             link.leave_discovery().await;
             lifecycle.set_registered(false);
         }
-        for l in loops {
-            let _ = l.await;
-        }
-        // Close the listeners now, not when `run_until` returns: a client connecting
-        // during the grace period would otherwise sit in the kernel's accept queue,
-        // unanswered, until every request in flight finished.
-        drop(self.acceptors);
+        // A client connecting during the grace period must be refused, not left in the
+        // kernel's accept queue until every request in flight finished.
+        accept_loops.wait().await;
         let _ = sweeper.await;
 
         let grace = cfg.shutdown.timeout;
@@ -228,10 +234,15 @@ async fn start(app: &AppHandle) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn accept_loop(app: crate::AppHandle, acceptor: Arc<dyn Acceptor>, limit: ConnectionLimit) {
+/// Accepts on `acceptor` until `stop`; dropping the acceptor then closes its listener.
+async fn accept_loop(
+    app: crate::AppHandle,
+    acceptor: Arc<dyn Acceptor>,
+    limit: ConnectionLimit,
+    stop: CancellationToken,
+) {
     let transport = acceptor.transport();
     let max = app.config().conn.max_packet_size;
-    let stop = app.shared.shutdown.clone();
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,

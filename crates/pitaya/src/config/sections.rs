@@ -176,14 +176,21 @@ impl Default for ConnConfig {
     }
 }
 
-/// Rate limiting of client packets (key `pitaya.conn.ratelimiting`).
+/// Rate limiting of client packets (key `pitaya.conn.ratelimiting`, spec 1.8).
 ///
-/// Read by [`RateLimitingAcceptor`](crate::acceptor::RateLimitingAcceptor),
-/// which, as in Pitaya, applies only to acceptors the application wraps in it.
+/// Read by [`RateLimitingAcceptor`](crate::acceptor::RateLimitingAcceptor). As in
+/// Pitaya, it applies to acceptors the application wraps in it; `enabled` (ours)
+/// has the app wrap every acceptor itself, so config alone turns it on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct RateLimitingConfig {
+    /// Whether the app wraps each of its acceptors in a
+    /// [`RateLimitingAcceptor`](crate::acceptor::RateLimitingAcceptor), those
+    /// the application wrapped already excepted. Key
+    /// `pitaya.conn.ratelimiting.enabled`, default false. A pitaya-rs addition:
+    /// Go Pitaya applies the wrapper only in code.
+    pub enabled: bool,
     /// Packets accepted per `interval`; must be above zero. Key
     /// `pitaya.conn.ratelimiting.limit`, default 20 (Pitaya's).
     pub limit: u32,
@@ -201,6 +208,7 @@ pub struct RateLimitingConfig {
 impl Default for RateLimitingConfig {
     fn default() -> Self {
         Self {
+            enabled: false,
             limit: 20,
             interval: Duration::from_secs(1),
             force_disable: false,

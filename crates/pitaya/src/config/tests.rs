@@ -42,6 +42,7 @@ fn defaults_match_pitaya() {
     assert_eq!(c.conn.rate_limiting.limit, 20);
     assert_eq!(c.conn.rate_limiting.interval, Duration::from_secs(1));
     assert!(!c.conn.rate_limiting.force_disable);
+    assert!(!c.conn.rate_limiting.enabled);
     assert!(!c.acceptor.proxy_protocol);
     assert_eq!(c.acceptor.max_connections, 0);
     assert!(c.session.unique);
@@ -315,9 +316,13 @@ fn acceptor_keys_come_from_the_environment() {
     jailed(|jail| {
         jail.set_env("PITAYA_ACCEPTOR_PROXYPROTOCOL", "true");
         jail.set_env("PITAYA_ACCEPTOR_MAXCONNECTIONS", "5000");
+        jail.set_env("PITAYA_CONN_RATELIMITING_ENABLED", "true");
+        jail.set_env("PITAYA_CONN_RATELIMITING_LIMIT", "7");
         let c = Config::load().map_err(|e| e.to_string())?;
         assert!(c.acceptor.proxy_protocol);
         assert_eq!(c.acceptor.max_connections, 5000);
+        assert!(c.conn.rate_limiting.enabled);
+        assert_eq!(c.conn.rate_limiting.limit, 7);
         Ok(())
     });
 }

@@ -159,6 +159,7 @@ fn nanos_since(start: Instant) -> f64 {
 pub(crate) struct Lifecycle {
     serving: AtomicBool,
     registered: AtomicBool,
+    draining: AtomicBool,
 }
 
 impl Lifecycle {
@@ -170,6 +171,15 @@ impl Lifecycle {
     /// Records whether the app is published in service discovery.
     pub(crate) fn set_registered(&self, on: bool) {
         self.registered.store(on, Ordering::Release);
+    }
+
+    /// Records that the app stopped accepting clients and waits for its sessions to end.
+    pub(crate) fn set_draining(&self, on: bool) {
+        self.draining.store(on, Ordering::Release);
+    }
+
+    pub(crate) fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     pub(crate) fn serving(&self) -> bool {

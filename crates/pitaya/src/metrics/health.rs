@@ -32,6 +32,9 @@ pub struct Health {
     pub registered: bool,
     /// Whether the app takes client connections (frontends) and calls (cluster).
     pub serving: bool,
+    /// Whether the app is draining sessions before a shutdown (spec 14.6): it accepts
+    /// no new client and waits for the connected ones to leave.
+    pub draining: bool,
     /// Whether graceful shutdown has started.
     pub shutting_down: bool,
 }
@@ -46,16 +49,19 @@ impl Health {
             cluster: app.shared.cluster.is_some(),
             registered: lifecycle.registered() && discovery_registered(app),
             serving: lifecycle.serving(),
+            draining: lifecycle.draining(),
             shutting_down: app.is_shutting_down(),
         }
     }
 
-    /// Returns whether the app should get traffic: serving and not shutting down.
+    /// Returns whether the app should get traffic: serving, neither draining nor
+    /// shutting down.
     ///
     /// A cluster server serves only once it has registered in service discovery at
     /// start; losing discovery later keeps it ready (see [`Health`]).
     pub fn is_ready(&self) -> bool {
-        self.serving && !self.shutting_down
+        let leaving = self.draining || self.shutting_down;
+        self.serving && !leaving
     }
 }
 

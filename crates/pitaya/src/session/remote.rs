@@ -126,10 +126,11 @@ pub(super) async fn kick(
 ) -> Result<(), SessionError> {
     let uid = session.uid().ok_or(SessionError::NotBound)?;
     let app = pool.app().ok_or(SessionError::Closed)?;
+    let link = app.cluster_link().map_err(cluster_error)?;
+    // Pushes sent to this client before the kick go first.
+    link.pushes_flushed(&origin.frontend_id, &uid).await;
     let arg = KickMsg { user_id: uid };
-    app.cluster_link()
-        .map_err(cluster_error)?
-        .call_sys(&app, &origin.frontend_id, SYS_KICK, arg.encode_to_vec())
+    link.call_sys(&app, &origin.frontend_id, SYS_KICK, arg.encode_to_vec())
         .await
         .map(drop)
         .map_err(cluster_error)

@@ -51,8 +51,20 @@ impl RpcClient for TracedClient {
         self.0.publish_push(frontend_type, push).await
     }
 
+    async fn publish_pushes(
+        &self,
+        frontend_type: &str,
+        pushes: Vec<Push>,
+    ) -> Vec<(String, RpcError)> {
+        self.0.publish_pushes(frontend_type, pushes).await
+    }
+
     async fn push_to_server(&self, server: &ServerInfo, push: Push) -> Result<(), RpcError> {
         self.0.push_to_server(server, push).await
+    }
+
+    async fn pushes_flushed(&self, server: &ServerInfo, uid: &str) {
+        self.0.pushes_flushed(server, uid).await;
     }
 
     async fn publish_kick(&self, frontend_type: &str, uid: &str) -> Result<(), RpcError> {

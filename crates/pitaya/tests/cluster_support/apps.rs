@@ -50,6 +50,16 @@ pub(crate) fn room() -> Builder {
                 .map_err(|e| Error::internal(e.to_string()))?;
             Ok::<_, Error>(json!("kicked"))
         })
+        .request("byekick", |ctx: Context, _: Value| async move {
+            let s = ctx.session();
+            for n in 0..5 {
+                s.push("onBye", json!(n))
+                    .await
+                    .map_err(|e| Error::internal(e.to_string()))?;
+            }
+            s.kick().await.map_err(|e| Error::internal(e.to_string()))?;
+            Ok::<_, Error>(json!("kicked"))
+        })
         .request("slow", |_: Context, _: Value| async move {
             tokio::time::sleep(Duration::from_secs(3)).await;
             Ok::<_, Error>(json!("late"))

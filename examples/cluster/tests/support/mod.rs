@@ -210,6 +210,11 @@ impl Proc {
         field(&line, "server_id").expect("server_id in the join line")
     }
 
+    /// Returns the process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and returns the exit status.
     pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

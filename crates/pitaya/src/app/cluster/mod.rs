@@ -307,9 +307,34 @@ impl ClusterLink {
         Ok(self.client()?.push_to_server(&frontend, push).await?)
     }
 
-    /// Publishes a push to the frontends of `frontend_type` holding its user.
-    pub(crate) async fn publish_push(&self, frontend_type: &str, push: Push) -> Result<(), Error> {
-        Ok(self.client()?.publish_push(frontend_type, push).await?)
+    /// Returns once the pushes to `uid` sent to frontend `frontend_id` so far are
+    /// delivered or failed.
+    pub(crate) async fn pushes_flushed(&self, frontend_id: &str, uid: &str) {
+        let frontend = self.discovery().ok().and_then(|d| d.server(frontend_id));
+        if let (Some(frontend), Ok(client)) = (frontend, self.client()) {
+            client.pushes_flushed(&frontend, uid).await;
+        }
+    }
+
+    /// Publishes pushes to users on the frontends of `frontend_type`; returns the uids
+    /// they could not be sent to.
+    pub(crate) async fn publish_pushes(
+        &self,
+        frontend_type: &str,
+        pushes: Vec<Push>,
+    ) -> Vec<String> {
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(_) => return pushes.into_iter().map(|p| p.uid).collect(),
+        };
+        let failed = client.publish_pushes(frontend_type, pushes).await;
+        failed
+            .into_iter()
+            .map(|(uid, e)| {
+                tracing::debug!(uid, error = %e, "push not sent to the cluster");
+                uid
+            })
+            .collect()
     }
 
     /// Publishes a kick of `uid` to the frontends of `frontend_type`.

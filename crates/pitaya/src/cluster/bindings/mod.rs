@@ -12,6 +12,7 @@
 #[cfg(feature = "etcd")]
 mod etcd;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -40,6 +41,30 @@ pub trait BindingStorage: Send + Sync + fmt::Debug + 'static {
         uid: &str,
         frontend_type: &str,
     ) -> Result<Option<String>, BindingError>;
+
+    /// Returns the frontend of `frontend_type` of each of `uids` that has a
+    /// binding; the others are left out.
+    ///
+    /// By default one [`frontend_id`](Self::frontend_id) after the other; a
+    /// store that can read many keys at once should, since a push to a whole
+    /// room asks for every member.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`BindingError`] when the store cannot be read.
+    async fn frontend_ids(
+        &self,
+        uids: &[String],
+        frontend_type: &str,
+    ) -> Result<HashMap<String, String>, BindingError> {
+        let mut found = HashMap::with_capacity(uids.len());
+        for uid in uids {
+            if let Some(id) = self.frontend_id(uid, frontend_type).await? {
+                found.insert(uid.clone(), id);
+            }
+        }
+        Ok(found)
+    }
 
     /// Records that `uid` is bound on this server; returns the id of the
     /// frontend that held it before, when that was another one.

@@ -29,6 +29,12 @@ pub use nats::{NatsRpcClient, NatsRpcServer};
 
 pub use error::RpcError;
 
+/// Pushes of one [`RpcClient::publish_pushes`] under way at once by default.
+///
+/// Enough to hide a round trip per user behind the others for a room of
+/// hundreds, few enough not to queue thousands of calls on one connection.
+pub const PUSHES_IN_FLIGHT: usize = 64;
+
 /// The protobuf cluster messages, so callers need no dependency of their own.
 pub use pitaya_protos as protos;
 
@@ -39,6 +45,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::{future, stream, StreamExt};
 use pitaya_protos::{BindMsg, KickAnswer, KickMsg, Push, Request, Response};
 
 use super::{BoxError, ServerInfo, ServiceDiscovery};
@@ -185,8 +192,9 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
         timeout: Duration,
     ) -> Result<Response, RpcError>;
 
-    /// Returns once `push` is sent to the frontends of `frontend_type` that
-    /// hold its user; there is no delivery confirmation.
+    /// Returns once `push` is on its way to the frontends of `frontend_type`
+    /// that hold its user: published (NATS) or queued for the frontend (gRPC);
+    /// there is no delivery confirmation. Pushes to one user keep their order.
     ///
     /// # Errors
     ///
@@ -197,7 +205,35 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     /// Dropping the future may or may not send the message.
     async fn publish_push(&self, frontend_type: &str, push: Push) -> Result<(), RpcError>;
 
-    /// Returns once `push` is sent to frontend `server`, known to hold its user.
+    /// Returns the uids of `pushes` that could not be sent, with why, once the
+    /// others are sent to the frontends of `frontend_type` holding their users.
+    ///
+    /// Each push goes to a different user. By default they go through
+    /// [`publish_push`](Self::publish_push), [`PUSHES_IN_FLIGHT`] at a time; a
+    /// transport that must look its users up first does it for all at once.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave some users with the push and others not.
+    async fn publish_pushes(
+        &self,
+        frontend_type: &str,
+        pushes: Vec<Push>,
+    ) -> Vec<(String, RpcError)> {
+        let sends = pushes.into_iter().map(|push| async move {
+            let uid = push.uid.clone();
+            let sent = self.publish_push(frontend_type, push).await;
+            sent.err().map(|e| (uid, e))
+        });
+        stream::iter(sends)
+            .buffer_unordered(PUSHES_IN_FLIGHT)
+            .filter_map(future::ready)
+            .collect()
+            .await
+    }
+
+    /// Returns once `push` is on its way to frontend `server`, known to hold its
+    /// user, as [`publish_push`](Self::publish_push) says.
     ///
     /// Backend sessions push this way (spec 6.6); by default it is
     /// [`publish_push`](Self::publish_push) to the frontend's type.
@@ -211,6 +247,15 @@ pub trait RpcClient: Send + Sync + fmt::Debug {
     /// Dropping the future may or may not send the message.
     async fn push_to_server(&self, server: &ServerInfo, push: Push) -> Result<(), RpcError> {
         self.publish_push(&server.server_type, push).await
+    }
+
+    /// Returns once the pushes to `uid` handed to this client for `server` so far
+    /// are delivered or failed; at once by default, for transports that keep a
+    /// user's pushes and calls in one order anyway.
+    ///
+    /// A kick waits for this first, so that a push sent before it is not lost.
+    async fn pushes_flushed(&self, server: &ServerInfo, uid: &str) {
+        let _ = (server, uid);
     }
 
     /// Returns once a kick of `uid` is sent to the frontends of `frontend_type`.

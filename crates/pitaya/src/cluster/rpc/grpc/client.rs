@@ -11,6 +11,7 @@ use pitaya_protos::{BindMsg, KickMsg, Push, Request, Response};
 use tokio::sync::broadcast::error::RecvError;
 use tonic::transport::{Channel, Endpoint};
 
+use super::pusher::PushQueue;
 use super::{address, is_connect_error, is_timeout, Shared, StatusError};
 use crate::cluster::rpc::{with_timeout, RpcClient, RpcError};
 use crate::cluster::{DiscoveryEvent, ServerInfo, ServiceDiscovery};
@@ -21,6 +22,7 @@ use crate::config::GrpcClientConfig;
 struct Peer {
     address: String,
     client: PitayaClient<Channel>,
+    pushes: PushQueue,
 }
 
 /// The peers by server id.
@@ -76,9 +78,13 @@ impl GrpcRpcClient {
             .map_err(|e| RpcError::Transport(e.into()))?
             .connect_timeout(self.config.dial_timeout);
         // The channel connects on first use and again after a failure.
+        let client = PitayaClient::new(endpoint.connect_lazy());
+        let timeout = self.config.request_timeout;
+        let pushes = PushQueue::start(client.clone(), server.id.clone(), timeout);
         let peer = Peer {
             address,
-            client: PitayaClient::new(endpoint.connect_lazy()),
+            client,
+            pushes,
         };
         peers.insert(server.id.clone(), peer.clone());
         tracing::debug!(server_id = %server.id, address = %peer.address, "grpc peer added");
@@ -135,7 +141,10 @@ impl GrpcRpcClient {
                 server_id: server.id.clone(),
                 address: peer.address,
             }),
-            Ok(Err(status)) => Err(RpcError::Transport(Box::new(StatusError(status)))),
+            Ok(Err(status)) => {
+                tracing::debug!(server_id = %server.id, error = ?status, "grpc call failed");
+                Err(RpcError::Transport(Box::new(StatusError(status))))
+            }
             Err(_) => Err(timed_out()),
         }
     }
@@ -176,19 +185,67 @@ impl RpcClient for GrpcRpcClient {
         self.push_to_server(&frontend, push).await
     }
 
+    /// Looks every user up in one go, then queues each push for the frontend
+    /// holding its user.
+    async fn publish_pushes(
+        &self,
+        frontend_type: &str,
+        pushes: Vec<Push>,
+    ) -> Vec<(String, RpcError)> {
+        let uids: Vec<String> = pushes.iter().map(|p| p.uid.clone()).collect();
+        let holders = match self
+            .shared
+            .bindings
+            .frontend_ids(&uids, frontend_type)
+            .await
+        {
+            Ok(holders) => holders,
+            Err(e) => {
+                let e = e.to_string();
+                let failed = |uid| (uid, RpcError::Transport(e.clone().into()));
+                return uids.into_iter().map(failed).collect();
+            }
+        };
+        let mut failed = Vec::new();
+        for push in pushes {
+            let uid = push.uid.clone();
+            let queued = match holders.get(&uid) {
+                Some(id) => match self.server(id) {
+                    Ok(server) => self.push_to_server(&server, push).await,
+                    Err(e) => Err(e),
+                },
+                None => Err(RpcError::NotBound { uid: uid.clone() }),
+            };
+            if let Err(e) = queued {
+                failed.push((uid, e));
+            }
+        }
+        failed
+    }
+
+    /// Returns once the push is queued for `server`; it is sent in the
+    /// background, in order with the other pushes to the same user.
     async fn push_to_server(&self, server: &ServerInfo, push: Push) -> Result<(), RpcError> {
-        let timeout = self.config.request_timeout;
-        let route = push.route.clone();
-        let request = with_deadline(push, timeout);
-        self.unary(server, &route, timeout, |mut c| async move {
-            c.push_to_user(request).await
-        })
-        .await
-        .map(drop)
+        let peer = self.peer(server)?;
+        peer.pushes
+            .send(push)
+            .await
+            .map_err(|_| RpcError::Unreachable {
+                server_id: server.id.clone(),
+                address: peer.address,
+            })
+    }
+
+    async fn pushes_flushed(&self, server: &ServerInfo, uid: &str) {
+        let queue = self.peers.lock().get(&server.id).map(|p| p.pushes.clone());
+        if let Some(queue) = queue {
+            queue.flushed(uid).await;
+        }
     }
 
     async fn publish_kick(&self, frontend_type: &str, uid: &str) -> Result<(), RpcError> {
         let frontend = self.holder(uid, frontend_type).await?;
+        self.pushes_flushed(&frontend, uid).await;
         let timeout = self.config.request_timeout;
         let kick = KickMsg {
             user_id: uid.to_owned(),
@@ -206,7 +263,7 @@ impl RpcClient for GrpcRpcClient {
     async fn publish_bind(&self, server_type: &str, bind: BindMsg) -> Result<(), RpcError> {
         let recorded = self.shared.displaced().remove(&bind.uid);
         let previous = match recorded {
-            Some(id) => Some(id),
+            Some(recorded) => recorded,
             None => self
                 .shared
                 .bindings

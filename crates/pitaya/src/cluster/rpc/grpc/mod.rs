@@ -21,9 +21,11 @@
 //! the binding storage ([`crate::cluster::bindings`]) which frontend holds the
 //! user; frontends record there every user that binds on them. Connections to
 //! peers are tonic channels, made on first use and dropped when discovery says
-//! the peer left.
+//! the peer left. Pushes go through a queue per peer and are sent in the
+//! background, in order per user, as NATS delivers them (`pusher.rs`).
 
 mod client;
+mod pusher;
 mod server;
 mod transport;
 
@@ -56,13 +58,14 @@ const SESSION_NOT_FOUND: &str = "session not found";
 #[derive(Debug)]
 struct Shared {
     bindings: Arc<dyn BindingStorage>,
-    /// Users who bound here while another frontend held them, with that
-    /// frontend's id: the bind announcement goes there (spec 6.8).
-    displaced: Mutex<HashMap<String, String>>,
+    /// Users who just bound here, with the frontend that held them before, if
+    /// any, as the binding storage answered: the bind announcement (spec 6.8)
+    /// goes there without reading the storage again.
+    displaced: Mutex<HashMap<String, Option<String>>>,
 }
 
 impl Shared {
-    fn displaced(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn displaced(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
         // Each update is one call, so the map stays consistent after a panic.
         self.displaced
             .lock()

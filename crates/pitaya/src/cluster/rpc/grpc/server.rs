@@ -22,6 +22,15 @@ use super::{Shared, SESSION_NOT_FOUND};
 use crate::cluster::rpc::{error_response, has_context, RpcError, RpcHandler, RpcServer};
 use crate::cluster::ServerInfo;
 
+/// Calls one peer connection may have open at once; callers queue the others.
+///
+/// tonic leaves HTTP/2's limit off, and h2 counts every small DATA frame it holds
+/// for calls not yet read against a budget of about half the connection window:
+/// a backend pushing to a few hundred members for each of a few hundred joins
+/// at once had thousands of calls open and got the connection closed with
+/// `ENHANCE_YOUR_CALM` ("too_many_data_frames"). hyper's own default is the same.
+const MAX_CONCURRENT_STREAMS: u32 = 200;
+
 /// The answering side of cluster RPC over gRPC.
 #[derive(Debug)]
 pub(super) struct GrpcRpcServer {
@@ -57,6 +66,7 @@ impl GrpcRpcServer {
         let shutdown = stop.clone().cancelled_owned();
         let serving = tokio::spawn(async move {
             let served = Server::builder()
+                .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await;
@@ -88,11 +98,7 @@ impl RpcServer for GrpcRpcServer {
             .put(uid)
             .await
             .map_err(|e| RpcError::Transport(e.into()))?;
-        let mut displaced = self.shared.displaced();
-        match previous {
-            Some(frontend_id) => displaced.insert(uid.to_owned(), frontend_id),
-            None => displaced.remove(uid),
-        };
+        self.shared.displaced().insert(uid.to_owned(), previous);
         Ok(())
     }
 
