@@ -260,3 +260,55 @@ async fn a_child_that_exits_is_reported() {
         .unwrap()
         .unwrap();
 }
+
+/// Returns the exit status of the module `name`, asking with a fresh receiver each time.
+async fn exit_status(handle: &AppHandle, name: &str) -> std::process::ExitStatus {
+    let module = handle.module::<BinaryModule>(name).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(status) = *module.exited().borrow() {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "exit of {name} never reported"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_exit_is_reported_to_those_who_ask_afterwards() {
+    logs();
+    let module = BinaryModule::new("sh", ["-c", "exit 4"]);
+    let app = app(App::builder("game").module("late", module)).await;
+    let handle = app.handle();
+    let run = tokio::spawn(app.run_until(std::future::pending()));
+
+    assert_eq!(exit_status(&handle, "late").await.code(), Some(4));
+    let module = handle.module::<BinaryModule>("late").unwrap();
+    assert_eq!(module.pid(), None, "a reaped child has no pid");
+    handle.shutdown();
+    tokio::time::timeout(WAIT, run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_completes_after_the_child_exited() {
+    logs();
+    let module = BinaryModule::new("sh", ["-c", "echo leaving early; exit 3"]);
+    let app = app(App::builder("game").module("early", module)).await;
+    let handle = app.handle();
+    let run = tokio::spawn(app.run_until(std::future::pending()));
+
+    assert_eq!(exit_status(&handle, "early").await.code(), Some(3));
+    handle.shutdown();
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("shutdown finished")
+        .unwrap()
+        .unwrap();
+}

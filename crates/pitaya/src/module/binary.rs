@@ -69,6 +69,10 @@ impl BinaryModule {
 
     /// Returns the child's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
+        // Once reaped, the number may belong to another process: never hand it out.
+        if self.exit_tx.borrow().is_some() {
+            return None;
+        }
         *self.pid.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -110,8 +114,10 @@ impl Module for BinaryModule {
         tokio::spawn(async move {
             match child.wait().await {
                 Ok(status) => {
+                    // `send` drops the value when nobody listens; later callers of
+                    // `exited` and `shutdown` must still see it.
+                    tx.send_replace(Some(status));
                     tracing::warn!(program, %status, "child process exited");
-                    let _ = tx.send(Some(status));
                 }
                 Err(e) => tracing::error!(program, error = %e, "child process lost"),
             }
@@ -129,16 +135,28 @@ impl Module for BinaryModule {
         if ended.is_ok() {
             return Ok(());
         }
-        signal(pid, true);
-        wait_exit(&mut exited).await;
-        Err(format!(
-            "{} did not stop within {:?} of SIGTERM: killed",
-            self.program(),
-            self.grace
-        )
-        .into())
+
+        // A waiter that lost the child never reports: bound the wait after SIGKILL too.
+        if exited.borrow().is_none() {
+            signal(pid, true);
+        }
+        let killed = tokio::time::timeout(KILL_WAIT, wait_exit(&mut exited)).await;
+        let program = self.program();
+        match killed {
+            Ok(()) => Err(format!(
+                "{program} did not stop within {:?} of SIGTERM: killed",
+                self.grace
+            )
+            .into()),
+            Err(_) => {
+                Err(format!("{program} not seen exiting within {KILL_WAIT:?} of SIGKILL").into())
+            }
+        }
     }
 }
+
+/// How long shutdown waits for the child to be reaped after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Completes once the child has exited (or its waiter is gone).
 async fn wait_exit(exited: &mut watch::Receiver<Option<ExitStatus>>) {
