@@ -312,3 +312,25 @@ async fn shutdown_completes_after_the_child_exited() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_line_that_is_not_utf8_is_logged_and_reading_goes_on() {
+    logs();
+    let script = r"printf 'caf\351 bad byte\n'; echo after the bad byte; exit 0";
+    let module = BinaryModule::new("sh", ["-c", script]);
+    let app = app(App::builder("game").module("bytes", module)).await;
+    let handle = app.handle();
+    let run = tokio::spawn(app.run_until(std::future::pending()));
+
+    let bad = log_line("caf").await;
+    assert!(bad.contains("caf\u{FFFD} bad byte"), "{bad}");
+    log_line("after the bad byte").await;
+    let status = exit_status(&handle, "bytes").await;
+    assert_eq!(status.code(), Some(0), "the child was not killed: {status}");
+    handle.shutdown();
+    tokio::time::timeout(WAIT, run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

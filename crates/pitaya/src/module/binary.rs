@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
@@ -184,20 +184,33 @@ fn signal(pid: u32, kill: bool) {
 #[cfg(not(unix))]
 fn signal(_pid: u32, _kill: bool) {}
 
-/// Logs every line of `out`, at error level when `errors`.
+/// Longest output line we buffer; a longer one is logged in pieces of this size.
+const MAX_LINE: u64 = 64 * 1024;
+
+/// Logs every line of `out`, at error level when `errors`, until end of file.
+///
+/// Lines are bytes, logged lossily: one stray byte must not stop the reading, or the
+/// child would die of SIGPIPE on its next write.
 async fn log_lines(out: impl AsyncRead + Unpin, program: String, errors: bool) {
-    let mut lines = BufReader::new(out).lines();
+    let mut out = BufReader::new(out);
+    let mut buf = Vec::new();
     loop {
-        match lines.next_line().await {
-            Ok(Some(line)) if errors => {
-                tracing::error!(target: "pitaya::module::binary", program, "{line}");
-            }
-            Ok(Some(line)) => tracing::info!(target: "pitaya::module::binary", program, "{line}"),
-            Ok(None) => return,
+        buf.clear();
+        match (&mut out).take(MAX_LINE).read_until(b'\n', &mut buf).await {
+            Ok(0) => return,
+            Ok(_) => {}
             Err(e) => {
                 tracing::debug!(program, error = %e, "child output unreadable");
                 return;
             }
+        }
+        let end = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let end = end.strip_suffix(b"\r").unwrap_or(end);
+        let line = String::from_utf8_lossy(end);
+        if errors {
+            tracing::error!(target: "pitaya::module::binary", program, "{line}");
+        } else {
+            tracing::info!(target: "pitaya::module::binary", program, "{line}");
         }
     }
 }
