@@ -334,3 +334,29 @@ async fn a_line_that_is_not_utf8_is_logged_and_reading_goes_on() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_overlong_line_is_logged_in_bounded_pieces() {
+    logs();
+    let script = "head -c 100000 /dev/zero | tr '\\0' x; echo; echo after the long line; exit 0";
+    let module = BinaryModule::new("sh", ["-c", script]);
+    let app = app(App::builder("game").module("long", module)).await;
+    let handle = app.handle();
+    let run = tokio::spawn(app.run_until(std::future::pending()));
+
+    log_line("after the long line").await;
+    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    let pieces: Vec<usize> = text
+        .lines()
+        .filter(|l| l.contains("xxxxxxxx"))
+        .map(|l| l.matches('x').count())
+        .collect();
+    assert_eq!(pieces, [64 * 1024, 100_000 - 64 * 1024]);
+    assert_eq!(exit_status(&handle, "long").await.code(), Some(0));
+    handle.shutdown();
+    tokio::time::timeout(WAIT, run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
