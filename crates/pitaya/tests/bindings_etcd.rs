@@ -171,6 +171,25 @@ async fn a_bind_after_the_lease_is_gone_gets_a_new_lease_at_once() {
 }
 
 #[tokio::test]
+async fn a_lost_long_lease_is_replaced_without_waiting_for_a_third_of_its_ttl() {
+    let etcd = etcd();
+    // The default 5 h TTL: renewing at a third of it would take 1 h 40 min.
+    let f1 = storage(&etcd, "f1").await;
+    f1.put("hana").await.unwrap();
+    let key = f1.key("connector", "hana");
+    let (_, lease) = entry(&etcd, &key).await.unwrap();
+
+    raw(&etcd).await.lease_revoke(lease).await.unwrap();
+    until(&etcd, &key, None).await;
+
+    until(&etcd, &key, Some("f1")).await;
+    let (_, new_lease) = entry(&etcd, &key).await.unwrap();
+    assert_ne!(new_lease, lease);
+    let ttl = raw(&etcd).await.lease_time_to_live(new_lease, None).await;
+    assert_eq!(ttl.unwrap().granted_ttl(), 5 * 3600);
+}
+
+#[tokio::test]
 async fn an_unreachable_etcd_fails_connect_within_the_dial_timeout() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut cfg = EtcdBindingStorageConfig::default();

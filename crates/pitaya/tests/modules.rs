@@ -260,3 +260,103 @@ async fn a_child_that_exits_is_reported() {
         .unwrap()
         .unwrap();
 }
+
+/// Returns the exit status of the module `name`, asking with a fresh receiver each time.
+async fn exit_status(handle: &AppHandle, name: &str) -> std::process::ExitStatus {
+    let module = handle.module::<BinaryModule>(name).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(status) = *module.exited().borrow() {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "exit of {name} never reported"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_exit_is_reported_to_those_who_ask_afterwards() {
+    logs();
+    let module = BinaryModule::new("sh", ["-c", "exit 4"]);
+    let app = app(App::builder("game").module("late", module)).await;
+    let handle = app.handle();
+    let run = tokio::spawn(app.run_until(std::future::pending()));
+
+    assert_eq!(exit_status(&handle, "late").await.code(), Some(4));
+    let module = handle.module::<BinaryModule>("late").unwrap();
+    assert_eq!(module.pid(), None, "a reaped child has no pid");
+    handle.shutdown();
+    tokio::time::timeout(WAIT, run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_completes_after_the_child_exited() {
+    logs();
+    let module = BinaryModule::new("sh", ["-c", "echo leaving early; exit 3"]);
+    let app = app(App::builder("game").module("early", module)).await;
+    let handle = app.handle();
+    let run = tokio::spawn(app.run_until(std::future::pending()));
+
+    assert_eq!(exit_status(&handle, "early").await.code(), Some(3));
+    handle.shutdown();
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("shutdown finished")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_line_that_is_not_utf8_is_logged_and_reading_goes_on() {
+    logs();
+    let script = r"printf 'caf\351 bad byte\n'; echo after the bad byte; exit 0";
+    let module = BinaryModule::new("sh", ["-c", script]);
+    let app = app(App::builder("game").module("bytes", module)).await;
+    let handle = app.handle();
+    let run = tokio::spawn(app.run_until(std::future::pending()));
+
+    let bad = log_line("caf").await;
+    assert!(bad.contains("caf\u{FFFD} bad byte"), "{bad}");
+    log_line("after the bad byte").await;
+    let status = exit_status(&handle, "bytes").await;
+    assert_eq!(status.code(), Some(0), "the child was not killed: {status}");
+    handle.shutdown();
+    tokio::time::timeout(WAIT, run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_overlong_line_is_logged_in_bounded_pieces() {
+    logs();
+    let script = "head -c 100000 /dev/zero | tr '\\0' x; echo; echo after the long line; exit 0";
+    let module = BinaryModule::new("sh", ["-c", script]);
+    let app = app(App::builder("game").module("long", module)).await;
+    let handle = app.handle();
+    let run = tokio::spawn(app.run_until(std::future::pending()));
+
+    log_line("after the long line").await;
+    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    let pieces: Vec<usize> = text
+        .lines()
+        .filter(|l| l.contains("xxxxxxxx"))
+        .map(|l| l.matches('x').count())
+        .collect();
+    assert_eq!(pieces, [64 * 1024, 100_000 - 64 * 1024]);
+    assert_eq!(exit_status(&handle, "long").await.code(), Some(0));
+    handle.shutdown();
+    tokio::time::timeout(WAIT, run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
@@ -69,6 +69,10 @@ impl BinaryModule {
 
     /// Returns the child's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
+        // Once reaped, the number may belong to another process: never hand it out.
+        if self.exit_tx.borrow().is_some() {
+            return None;
+        }
         *self.pid.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -110,8 +114,10 @@ impl Module for BinaryModule {
         tokio::spawn(async move {
             match child.wait().await {
                 Ok(status) => {
+                    // `send` drops the value when nobody listens; later callers of
+                    // `exited` and `shutdown` must still see it.
+                    tx.send_replace(Some(status));
                     tracing::warn!(program, %status, "child process exited");
-                    let _ = tx.send(Some(status));
                 }
                 Err(e) => tracing::error!(program, error = %e, "child process lost"),
             }
@@ -129,16 +135,28 @@ impl Module for BinaryModule {
         if ended.is_ok() {
             return Ok(());
         }
-        signal(pid, true);
-        wait_exit(&mut exited).await;
-        Err(format!(
-            "{} did not stop within {:?} of SIGTERM: killed",
-            self.program(),
-            self.grace
-        )
-        .into())
+
+        // A waiter that lost the child never reports: bound the wait after SIGKILL too.
+        if exited.borrow().is_none() {
+            signal(pid, true);
+        }
+        let killed = tokio::time::timeout(KILL_WAIT, wait_exit(&mut exited)).await;
+        let program = self.program();
+        match killed {
+            Ok(()) => Err(format!(
+                "{program} did not stop within {:?} of SIGTERM: killed",
+                self.grace
+            )
+            .into()),
+            Err(_) => {
+                Err(format!("{program} not seen exiting within {KILL_WAIT:?} of SIGKILL").into())
+            }
+        }
     }
 }
+
+/// How long shutdown waits for the child to be reaped after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Completes once the child has exited (or its waiter is gone).
 async fn wait_exit(exited: &mut watch::Receiver<Option<ExitStatus>>) {
@@ -166,20 +184,33 @@ fn signal(pid: u32, kill: bool) {
 #[cfg(not(unix))]
 fn signal(_pid: u32, _kill: bool) {}
 
-/// Logs every line of `out`, at error level when `errors`.
+/// Longest output line we buffer; a longer one is logged in pieces of this size.
+const MAX_LINE: u64 = 64 * 1024;
+
+/// Logs every line of `out`, at error level when `errors`, until end of file.
+///
+/// Lines are bytes, logged lossily: one stray byte must not stop the reading, or the
+/// child would die of SIGPIPE on its next write.
 async fn log_lines(out: impl AsyncRead + Unpin, program: String, errors: bool) {
-    let mut lines = BufReader::new(out).lines();
+    let mut out = BufReader::new(out);
+    let mut buf = Vec::new();
     loop {
-        match lines.next_line().await {
-            Ok(Some(line)) if errors => {
-                tracing::error!(target: "pitaya::module::binary", program, "{line}");
-            }
-            Ok(Some(line)) => tracing::info!(target: "pitaya::module::binary", program, "{line}"),
-            Ok(None) => return,
+        buf.clear();
+        match (&mut out).take(MAX_LINE).read_until(b'\n', &mut buf).await {
+            Ok(0) => return,
+            Ok(_) => {}
             Err(e) => {
                 tracing::debug!(program, error = %e, "child output unreadable");
                 return;
             }
+        }
+        let end = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let end = end.strip_suffix(b"\r").unwrap_or(end);
+        let line = String::from_utf8_lossy(end);
+        if errors {
+            tracing::error!(target: "pitaya::module::binary", program, "{line}");
+        } else {
+            tracing::info!(target: "pitaya::module::binary", program, "{line}");
         }
     }
 }
