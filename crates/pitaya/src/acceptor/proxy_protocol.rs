@@ -87,7 +87,7 @@ where
         if io.read_buf(&mut buf).await? == 0 {
             return Err(ProxyHeaderError::Eof.into());
         }
-        let header = HeaderResult::parse(&buf);
+        let header = parse(&buf);
         if header.is_complete() {
             let (source, len) = source_of(header)?;
             return Ok((source, buf.split_off(len)));
@@ -97,6 +97,18 @@ where
             let detail = "header longer than any valid one".to_owned();
             return Err(ProxyHeaderError::Malformed { version: 2, detail }.into());
         }
+    }
+}
+
+/// Returns `buf` parsed as a v2 header if it starts with v2's signature, else as v1.
+///
+/// ppp's own `HeaderResult::parse` retries any broken v2 header as v1, so a bad v2
+/// version byte or length would be reported as a v1 header lacking its `PROXY` word.
+fn parse(buf: &[u8]) -> HeaderResult<'_> {
+    if buf.starts_with(v2::PROTOCOL_PREFIX) {
+        HeaderResult::V2(v2::Header::try_from(buf))
+    } else {
+        HeaderResult::parse(buf)
     }
 }
 
@@ -140,8 +152,24 @@ fn source_of(header: HeaderResult<'_>) -> Result<(SocketAddr, usize), ProxyHeade
             Ok((source, h.len()))
         }
         HeaderResult::V1(Err(e)) => Err(malformed(1, &e)),
-        HeaderResult::V2(Err(e)) => Err(malformed(2, &e)),
+        HeaderResult::V2(Err(e)) => Err(malformed_v2(&e)),
     }
+}
+
+/// Returns a malformed v2 header error, in our words where ppp's are unclear.
+fn malformed_v2(e: &v2::ParseError) -> ProxyHeaderError {
+    let detail = match *e {
+        // The version is the high nibble of the 13th byte; ppp shows it unshifted.
+        v2::ParseError::Version(v) => {
+            format!("version {} in the 13th byte, expected 2", v >> 4)
+        }
+        v2::ParseError::InvalidAddresses(len, needed) => format!(
+            "length field of {len} bytes is too short for the {needed} address bytes \
+             of its address family"
+        ),
+        _ => return malformed(2, e),
+    };
+    ProxyHeaderError::Malformed { version: 2, detail }
 }
 
 /// Returns a malformed-header error with the parser's message in our style.
@@ -270,6 +298,38 @@ mod tests {
             refusal(err),
             ProxyHeaderError::Malformed { version: 1, .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn v2_header_with_a_bad_version_is_a_malformed_v2_header() {
+        let mut bytes = v2_tcp4();
+        bytes[12] = 0x11;
+        let refusal = refusal(read_in_chunks(&bytes, bytes.len()).await.unwrap_err());
+        assert!(
+            matches!(refusal, ProxyHeaderError::Malformed { version: 2, .. }),
+            "{refusal:?}"
+        );
+        assert_eq!(
+            refusal.to_string(),
+            "malformed PROXY v2 header: version 1 in the 13th byte, expected 2"
+        );
+    }
+
+    #[tokio::test]
+    async fn v2_header_too_short_for_its_addresses_is_a_malformed_v2_header() {
+        let mut bytes = v2_tcp4();
+        // TCP over IPv4 needs 12 address bytes; claim 4.
+        bytes[14..16].copy_from_slice(&4u16.to_be_bytes());
+        let refusal = refusal(read_in_chunks(&bytes, 1).await.unwrap_err());
+        assert!(
+            matches!(refusal, ProxyHeaderError::Malformed { version: 2, .. }),
+            "{refusal:?}"
+        );
+        let text = refusal.to_string();
+        assert!(
+            text.starts_with("malformed PROXY v2 header: length field of 4 bytes is too short"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
