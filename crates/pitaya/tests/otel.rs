@@ -271,6 +271,23 @@ async fn forwarded_request_is_one_trace_and_bad_carriers_start_new_ones() {
     assert_eq!(bind.attr("peer_id"), Some(b.clone()));
     let join_trace = frontend.span.trace_id.clone();
 
+    // A route nobody serves is the client's invention: every span of it is exported
+    // as `unknown`, so that clients cannot grow the set of span names at will.
+    let invented = format!("room.room.m{}", uuid::Uuid::new_v4().simple());
+    client.request(2, &invented, b"{}").await.unwrap();
+    let answer = client.recv_response().await.unwrap();
+    assert!(answer.error, "{}", json(&answer));
+    let of_invented = |r: &Received| r.attr("route").as_deref() == Some(invented.as_str());
+    spans
+        .until("the invented route's spans", |seen| {
+            seen.iter().filter(|r| of_invented(r)).count() == 3
+        })
+        .await;
+    let invented_spans: Vec<_> = spans.seen.iter().filter(|r| of_invented(r)).collect();
+    for r in &invented_spans {
+        assert_eq!(r.span.name, "unknown", "{:#?}", spans.names());
+    }
+
     // Calls whose carrier is missing or unusable are served, each in a new trace.
     let carriers = [
         (91, None),

@@ -21,16 +21,20 @@ use crate::{AppHandle, Error};
 pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message, arrived: Instant) {
     let is_request = msg.kind == MessageType::Request;
     let metrics = app.metrics().clone();
-    let route = metrics
-        .is_enabled()
-        .then(|| MetricRoute::of(&app, &msg.route));
+    // Span names are bounded as metric labels are, so we need the route's fate either way.
+    let known = MetricRoute::of(&app, &msg.route);
+    let route = metrics.is_enabled().then_some(&known);
     let delay = arrived.elapsed();
     // A forwarded route's label waits for its server's answer (see `RouteLabels`).
     match &route {
         Some(MetricRoute::Forwarded(_)) | None => {}
         Some(local) => metrics.handler_delay(local.label(&app), false, delay),
     }
-    let span = crate::telemetry::span::client_request(&app, &session, &msg);
+    let name = match &known {
+        MetricRoute::Here(route) => route.as_str(),
+        _ => crate::metrics::UNKNOWN_ROUTE,
+    };
+    let span = crate::telemetry::span::client_request(&app, &session, &msg, name);
     let outcome = AssertUnwindSafe(run(&app, &session, &msg, is_request).instrument(span.clone()))
         .catch_unwind()
         .await
@@ -39,7 +43,10 @@ pub(crate) async fn dispatch(app: AppHandle, session: Session, msg: Message, arr
             Err(Error::internal("handler panicked"))
         });
     crate::telemetry::span::record_outcome(&span, Some(&session), &outcome);
-    let label = route.as_ref().map(|r| r.label(&app));
+    if let MetricRoute::Forwarded(_) = known {
+        crate::telemetry::span::rename(&span, known.label(&app));
+    }
+    let label = route.map(|r| r.label(&app));
     if let (Some(MetricRoute::Forwarded(_)), Some(label)) = (&route, label) {
         metrics.handler_delay(label, true, delay);
     }

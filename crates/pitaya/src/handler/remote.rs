@@ -202,6 +202,11 @@ impl RemoteRegistry {
         call(ctx, body).await
     }
 
+    /// Returns whether a remote answers `short_route` (`service.method`).
+    pub(crate) fn contains(&self, short_route: &str) -> bool {
+        self.methods.contains_key(short_route)
+    }
+
     pub(crate) fn routes(&self) -> Vec<String> {
         let mut routes: Vec<String> = self.methods.keys().cloned().collect();
         routes.sort();

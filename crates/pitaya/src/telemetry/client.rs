@@ -33,8 +33,11 @@ impl RpcClient for TracedClient {
         mut req: Request,
         timeout: Duration,
     ) -> Result<Response, RpcError> {
-        let route = req.msg.as_ref().map_or("", |m| m.route.as_str());
-        let span = span::rpc_client(route, &server.id);
+        let route = req
+            .msg
+            .as_ref()
+            .map_or_else(String::new, |m| m.route.clone());
+        let span = span::rpc_client(&route, &server.id);
         let metadata = std::mem::take(&mut req.metadata);
         req.metadata = span.in_scope(|| propagate::inject(metadata));
 
@@ -43,7 +46,7 @@ impl RpcClient for TracedClient {
             .call(server, req, timeout)
             .instrument(span.clone())
             .await;
-        span::record_rpc_outcome(&span, &result);
+        span::record_rpc_outcome(&span, &route, &result);
         result
     }
 

@@ -13,14 +13,30 @@ use tracing::Span;
 
 use crate::cluster::rpc::PEER_ID;
 use crate::cluster::RpcError;
+use crate::metrics::UNKNOWN_ROUTE;
+use crate::route::Route;
 use crate::{AppHandle, Error, Session};
 
-/// Returns the span of a client message handled or forwarded here.
-pub(crate) fn client_request(app: &AppHandle, session: &Session, msg: &Message) -> Span {
+/// Longest `route` attribute kept on a span, in bytes.
+///
+/// Clients choose routes, so we bound what a tracing backend stores for them; span
+/// names are bounded harder, to the routes the cluster serves (see [`UNKNOWN_ROUTE`]).
+const MAX_ROUTE_ATTRIBUTE: usize = 256;
+
+/// Returns the span of a client message handled or forwarded here, exported as `name`.
+///
+/// `name` is the route if this server serves it, else [`UNKNOWN_ROUTE`]; a forwarded
+/// route is renamed with [`rename`] once its server has answered.
+pub(crate) fn client_request(
+    app: &AppHandle,
+    session: &Session,
+    msg: &Message,
+    name: &str,
+) -> Span {
     let span = tracing::info_span!(
         parent: None,
         "request",
-        route = %msg.route,
+        route = route_attribute(&msg.route),
         session_id = session.id(),
         uid = Empty,
         server_id = app.server_id(),
@@ -33,16 +49,18 @@ pub(crate) fn client_request(app: &AppHandle, session: &Session, msg: &Message) 
     if let Some(uid) = session.uid() {
         span.record("uid", uid);
     }
-    name_for_export(&span, &msg.route, "server");
+    name_for_export(&span, name, "server");
     span
 }
 
 /// Returns the span of a call from another server: a forwarded client message
 /// (named `request`, as on the frontend) or a remote call (named `remote`).
 ///
-/// The caller's trace context in `req.metadata`, if any, becomes the parent.
+/// The caller's trace context in `req.metadata`, if any, becomes the parent. The span
+/// is exported under its route only if this server has a handler or remote for it.
 pub(crate) fn rpc_server(app: &AppHandle, req: &Request) -> Span {
-    let route = req.msg.as_ref().map_or("", |m| m.route.as_str());
+    let full_route = req.msg.as_ref().map_or("", |m| m.route.as_str());
+    let route = route_attribute(full_route);
     let metadata = serde_json::from_slice::<Map<String, Value>>(&req.metadata).unwrap_or_default();
     let span = if req.r#type == i32::from(RpcType::Sys) {
         let session = req.session.clone().unwrap_or_default();
@@ -78,24 +96,32 @@ pub(crate) fn rpc_server(app: &AppHandle, req: &Request) -> Span {
             otel.status_description = Empty,
         )
     };
-    name_for_export(&span, route, "server");
+    let name = if serves(app, req, full_route) {
+        full_route
+    } else {
+        UNKNOWN_ROUTE
+    };
+    name_for_export(&span, name, "server");
     super::propagate::adopt_parent(&span, &metadata);
     span
 }
 
 /// Returns the span of a call this server makes to server `peer_id`, whose context
 /// the request's metadata carries.
+///
+/// It is exported as [`UNKNOWN_ROUTE`] until [`record_rpc_outcome`] sees the peer
+/// answer from a handler: a forwarded route is the client's choice.
 pub(crate) fn rpc_client(route: &str, peer_id: &str) -> Span {
     let span = tracing::info_span!(
         "rpc",
-        route,
+        route = route_attribute(route),
         peer_id,
         otel.name = Empty,
         otel.kind = Empty,
         otel.status_code = Empty,
         otel.status_description = Empty,
     );
-    name_for_export(&span, route, "client");
+    name_for_export(&span, UNKNOWN_ROUTE, "client");
     span
 }
 
@@ -113,8 +139,16 @@ pub(crate) fn record_outcome<T>(
     }
 }
 
-/// Records an error that the transport or the called server reported.
-pub(crate) fn record_rpc_outcome(span: &Span, outcome: &Result<Response, RpcError>) {
+/// Records an error that the transport or the called server reported, and names the
+/// span after `route` if the server answered it from a handler (not `PIT-404`).
+pub(crate) fn record_rpc_outcome(span: &Span, route: &str, outcome: &Result<Response, RpcError>) {
+    let not_found = |e: &pitaya_protos::Error| e.code == crate::codes::NOT_FOUND;
+    if outcome
+        .as_ref()
+        .is_ok_and(|r| r.error.as_ref().is_none_or(|e| !not_found(e)))
+    {
+        rename(span, route);
+    }
     match outcome {
         Err(e) => mark_failed(span, &e.to_string()),
         Ok(Response { error: Some(e), .. }) => mark_failed(span, &format!("{}: {}", e.code, e.msg)),
@@ -122,11 +156,58 @@ pub(crate) fn record_rpc_outcome(span: &Span, outcome: &Result<Response, RpcErro
     }
 }
 
+/// Renames the exported span, once it is known whether its route is served.
+///
+/// Recording `otel.name` only renames a span not yet started in OpenTelemetry; one
+/// entered already is renamed through its context.
+pub(crate) fn rename(span: &Span, name: &str) {
+    #[cfg(feature = "otel")]
+    {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+        span.record("otel.name", name);
+        span.context().span().update_name(name.to_owned());
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = (span, name);
+}
+
+/// Returns `route` cut to at most [`MAX_ROUTE_ATTRIBUTE`] bytes, on a char boundary.
+fn route_attribute(route: &str) -> &str {
+    if route.len() <= MAX_ROUTE_ATTRIBUTE {
+        return route;
+    }
+    let mut end = MAX_ROUTE_ATTRIBUTE;
+    while !route.is_char_boundary(end) {
+        end -= 1;
+    }
+    &route[..end]
+}
+
+/// Returns whether this server has the handler (sys calls) or remote (user calls)
+/// that `req` names.
+fn serves(app: &AppHandle, req: &Request, route: &str) -> bool {
+    let Ok(route) = Route::parse(route, app.server_type()) else {
+        return false;
+    };
+    if route.server_type() != app.server_type() {
+        return false;
+    }
+    if req.r#type == i32::from(RpcType::Sys) {
+        app.registry().get(&route.short()).is_some()
+    } else {
+        // `sys.*` remotes are built in; an unknown one answers `PIT-404`, which the
+        // server renames to unknown.
+        route.service() == "sys" || app.remotes().contains(&route.short())
+    }
+}
+
 /// Names the exported span after its route and gives its kind; only with `otel`,
 /// so that plain logs do not repeat the route in `otel.*` fields.
-fn name_for_export(span: &Span, route: &str, kind: &str) {
+fn name_for_export(span: &Span, name: &str, kind: &str) {
     if cfg!(feature = "otel") {
-        span.record("otel.name", route);
+        span.record("otel.name", name);
         span.record("otel.kind", kind);
     }
 }

@@ -63,6 +63,12 @@ impl RpcHandler for AppRpcHandler {
             .await
             .unwrap_or_else(|_| Err(Error::internal("handler panicked")));
         telemetry::span::record_outcome(&span, None, &result);
+        if result
+            .as_ref()
+            .is_err_and(|e| e.code() == crate::codes::NOT_FOUND)
+        {
+            telemetry::span::rename(&span, crate::metrics::UNKNOWN_ROUTE);
+        }
         match result {
             Ok(data) => Response { data, error: None },
             Err(e) => error_response(&e),
