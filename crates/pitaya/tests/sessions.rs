@@ -87,6 +87,33 @@ async fn second_bind_of_a_uid_closes_the_older_session_and_keeps_the_newer() {
     );
 }
 
+async fn next_close(rx: &mut mpsc::UnboundedReceiver<(u64, bool)>) -> (u64, bool) {
+    tokio::time::timeout(LIMIT, rx.recv())
+        .await
+        .expect("close callback ran")
+        .expect("callbacks keep coming")
+}
+
+#[tokio::test]
+async fn a_session_closed_by_a_newer_bind_is_replaced_and_one_that_left_is_not() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let b = builder().on_session_close(move |_: AppHandle, s: Session| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send((s.id(), s.is_replaced()));
+        }
+    });
+    let server = Server::start(b).await;
+    let mut old = server.client().await;
+    let mut new = server.client().await;
+    let old_id = bind(&mut old, 1, "twice").await;
+    let new_id = bind(&mut new, 1, "twice").await;
+
+    assert_eq!(next_close(&mut rx).await, (old_id, true));
+    drop(new);
+    assert_eq!(next_close(&mut rx).await, (new_id, false));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_session_closing_at_the_same_time_never_removes_the_new_binding() {
     let (b, mut closed) = reporting_closes();

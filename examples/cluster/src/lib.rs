@@ -153,8 +153,10 @@ async fn join(ctx: Context, arg: Value) -> Result<Value, Error> {
 /// Tells a room server that a member's connection closed.
 async fn leave_on_close(app: AppHandle, session: Session) {
     let Some(uid) = session.uid() else { return };
-    // A newer connection that bound the same nick here keeps the membership.
-    if app.session_by_uid(&uid).is_some() {
+    // A newer connection that bound the same nick, here or on another connector, keeps
+    // the membership: this close is a replacement, not a leave.
+    if session.is_replaced() || app.session_by_uid(&uid).is_some() {
+        tracing::info!(uid = %uid, "replaced by a newer login: still in the room");
         return;
     }
     let arg = KickMsg {

@@ -41,7 +41,7 @@ async fn members_on_two_connectors_chat_through_two_rooms() {
 async fn a_nick_joining_on_another_connector_kicks_its_older_connection() {
     let infra = Infra::start_grpc();
     let (_room, _) = room(&infra).await;
-    let c1 = Connector::start(&infra).await;
+    let mut c1 = Connector::start(&infra).await;
     let c2 = Connector::start(&infra).await;
     rooms_registered(&infra, 1).await;
 
@@ -52,14 +52,24 @@ async fn a_nick_joining_on_another_connector_kicks_its_older_connection() {
 
     let seen = old.expect_closed().await.unwrap();
     assert!(seen.iter().any(|p| p.kind == PacketType::Kick), "{seen:?}");
-    // The new connection is still up and bound. (Its room membership may be gone:
-    // the old connection's close tells a room that cleo left, racing the new join.)
+    // The old connection's close is a replacement, not a leave: no `room.chat.leave`.
+    c1.proc
+        .line_with(&["replaced by a newer login", "uid=cleo"])
+        .await;
+    // The new connection is still up, bound, and in the room.
     let (ok, body) = join(&mut new, 2, "cleo").await;
     assert!(!ok);
     assert!(
         body["msg"].as_str().unwrap().contains("already joined"),
         "{body}"
     );
+    let mut dan = c1.tcp_client().await;
+    member(&mut dan, "dan").await;
+    let msg = json!({ "name": "dan", "content": "still there, cleo?" });
+    dan.notify("room.room.message", msg.to_string().as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(json(&new.recv_push("onMessage").await.unwrap()), msg);
 }
 
 #[tokio::test]

@@ -96,6 +96,7 @@ struct Inner {
     link: Link,
     closing: closing::Closing,
     closed: AtomicBool,
+    replaced: AtomicBool,
     on_close: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     wire: Arc<Wire>,
     pool: Weak<Pool>,
@@ -144,6 +145,7 @@ impl Session {
                 link,
                 closing: closing::Closing::default(),
                 closed: AtomicBool::new(false),
+                replaced: AtomicBool::new(false),
                 on_close: Mutex::new(Vec::new()),
                 wire,
                 pool,
@@ -373,6 +375,20 @@ impl Session {
     /// Returns whether the session is closed.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    /// Returns whether a newer session of the same uid replaced this one: the uid was
+    /// bound again on this server, or on another frontend with `pitaya.session.unique`.
+    ///
+    /// Close callbacks use it to tell a user who logged in again from one who left, so
+    /// that the older connection's cleanup does not undo the newer one's state.
+    pub fn is_replaced(&self) -> bool {
+        self.inner.replaced.load(Ordering::SeqCst)
+    }
+
+    /// Marks the session as replaced by a newer one of its uid, before it is closed.
+    pub(crate) fn mark_replaced(&self) {
+        self.inner.replaced.store(true, Ordering::SeqCst);
     }
 
     /// Registers `f` to run once when this session closes.

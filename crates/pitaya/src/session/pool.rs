@@ -191,6 +191,7 @@ impl Pool {
                 session_id = session.id(),
                 "uid bound again: closing the older session"
             );
+            older.mark_replaced();
             older.close();
         }
         app.cluster_announce_bind(&uid).await;

@@ -21,7 +21,7 @@ use crate::handler::dispatch::run_handler;
 use crate::handler::RemoteContext;
 use crate::route::Route;
 use crate::session::Origin;
-use crate::{telemetry, AppHandle, Error};
+use crate::{telemetry, AppHandle, Error, Session};
 
 /// The app as other servers reach it. Holds the app weakly: the RPC server it is
 /// handed to lives inside the app.
@@ -111,25 +111,35 @@ impl RpcHandler for AppRpcHandler {
         if bind.fid == app.server_id() {
             return;
         }
-        if kick_local(&app, &bind.uid).await {
-            tracing::info!(
-                uid = %bind.uid, frontend_id = %bind.fid,
-                "user bound on another frontend: kicked the session here"
-            );
-        }
+        let Some(session) = app.pool().by_uid(&bind.uid) else {
+            return;
+        };
+        session.mark_replaced();
+        kick_session(&bind.uid, &session).await;
+        tracing::info!(
+            uid = %bind.uid, frontend_id = %bind.fid,
+            "user bound on another frontend: kicked the session here"
+        );
     }
 }
 
 /// Kicks the local session of `uid`; returns whether there was one.
 async fn kick_local(app: &AppHandle, uid: &str) -> bool {
-    let Some(session) = app.pool().by_uid(uid) else {
-        return false;
-    };
+    match app.pool().by_uid(uid) {
+        Some(session) => {
+            kick_session(uid, &session).await;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Kicks `session`, closing it when the kick cannot be delivered.
+async fn kick_session(uid: &str, session: &Session) {
     if let Err(e) = session.kick().await {
         tracing::debug!(uid, error = %e, "kick not delivered; closing");
         session.close();
     }
-    true
 }
 
 /// Runs a client message forwarded by a frontend on a copy of the client's session.
