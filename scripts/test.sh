@@ -47,7 +47,8 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 if [[ $target_dir != /* ]]; then target_dir="$root/$target_dir"; fi
 
 # Go Pitaya v1 servers for the mixed-cluster tests (examples/cluster/tests/go_*.rs),
-# ignored by a plain `cargo test` and run below with GO_CLUSTER_BIN set. The Go module proxy serves Pitaya v1.1.8.
+# ignored by a plain `cargo test` and run below with GO_CLUSTER_BIN set. The Go module
+# proxy serves Pitaya v1.1.8.
 if [[ ${GO_CLUSTER_SKIP:-} == 1 ]]; then
     step "go-cluster skipped (GO_CLUSTER_SKIP=1): the mixed Go/Rust cluster tests will not run"
 else
@@ -68,7 +69,9 @@ cargo test --workspace --all-features
 
 if [[ ${GO_CLUSTER_SKIP:-} != 1 ]]; then
     step "mixed clusters with Go Pitaya v1 (cargo test --ignored)"
-    cargo test -p cluster-chat --all-features --test go_cluster --test go_sessions -- --ignored
+    # --workspace, as above: `-p cluster-chat` alone would unify other features and
+    # recompile much of the dependency tree.
+    cargo test --workspace --all-features --test go_cluster --test go_sessions -- --ignored
 fi
 
 step "benchmark smoke (one short point per scenario; ratios not judged)"
